@@ -1,0 +1,11 @@
+//! A leasekv shard group: Raft node, KV state machine and in-memory Raft storage.
+//!
+//! Nothing in this crate performs I/O, reads a clock or spawns tasks: the server runtime
+//! (`src/`) feeds it time, messages and persistence acknowledgements, which is what makes it
+//! testable deterministically.
+
+pub mod ops;
+pub mod reply;
+
+pub use ops::{ExpireCond, ExpireSpec, LogCommand, ReadOp, SetCond, WriteOp};
+pub use reply::Reply;
