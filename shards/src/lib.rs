@@ -4,8 +4,14 @@
 //! (`src/`) feeds it time, messages and persistence acknowledgements, which is what makes it
 //! testable deterministically.
 
+pub mod group;
+pub mod kv;
+mod logger;
 pub mod ops;
 pub mod reply;
+pub mod storage;
 
+pub use group::{Checkpoint, Event, GroupSpec, ReadGate, ReadyWork, Recovered, ShardGroup};
+pub use kv::KvState;
 pub use ops::{ExpireCond, ExpireSpec, LogCommand, ReadOp, SetCond, WriteOp};
 pub use reply::Reply;

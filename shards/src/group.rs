@@ -1,0 +1,540 @@
+//! One shard group: a raft-rs `RawNode` plus the KV state machine it drives.
+//!
+//! The runtime owns persistence, the network and time. It drives a group like this:
+//! 1. `propose` / `read_index` / `step` / `tick` at any time (never between 2 and 3 — the
+//!    runtime runs 2 and 3 back to back without yielding);
+//! 2. `take_ready` returns what must be persisted (entries, HardState, snapshot) and the
+//!    messages to send now; committed entries are applied inside it and their results are
+//!    pushed as [`Event`]s;
+//! 3. it appends the work to its WAL; after the fsync it calls `on_persisted(number)` and sends
+//!    the messages returned (votes, append responses: only after durability).
+//!
+//! raft-rs is used in async-ready mode (`advance_append_async` + `on_persist_ready`): the
+//! Ready is handed back at once, so proposals keep flowing while the fsync is in flight, and
+//! the leader counts its own entries towards commit only once `on_persisted` says they are
+//! durable.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+use raft::eraftpb::{
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot,
+};
+use raft_proto::ConfChangeI;
+use raft::{Config, RawNode, ReadOnlyOption, StateRole};
+
+use crate::kv::KvState;
+use crate::logger;
+use crate::ops::{LogCommand, ReadOp};
+use crate::reply::Reply;
+use crate::storage::LogStorage;
+
+/// Static parameters of a group on this node.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    pub group: u32,
+    pub node_id: u64,
+    /// Voters used only when the group has no persisted state yet (bootstrap).
+    pub bootstrap_voters: Vec<u64>,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    /// Distinguishes this process's proposals from those of an earlier run of the same node
+    /// (proposal ids restart at 1 on every start).
+    pub incarnation: u64,
+}
+
+/// What the group recovered from disk.
+#[derive(Default)]
+pub struct Recovered {
+    pub snapshot: Option<Snapshot>,
+    pub hard_state: Option<HardState>,
+    pub entries: Vec<Entry>,
+}
+
+/// Something the runtime must tell a waiting request about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The proposal was committed and applied; this is its reply.
+    Applied { proposal: u64, reply: Reply },
+    /// Another entry took the proposal's log slot (leadership changed): it was not applied
+    /// and never will be.
+    Lost { proposal: u64 },
+    /// The ReadIndex request is confirmed and the state machine has applied up to it: a read
+    /// now is linearizable.
+    ReadReady { read: u64 },
+    /// This node stopped being leader: every pending ReadIndex request failed.
+    ReadsFailed,
+    /// Leadership of this node changed (for metrics and waiters of `LeaderReady`).
+    RoleChanged { leader: bool, term: u64 },
+    /// The leader has applied an entry of its own term: local reads are possible.
+    LeaderReady,
+}
+
+/// Where a read may be served from right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadGate {
+    /// Serve from the applied state immediately.
+    Local,
+    /// Confirm leadership with ReadIndex first.
+    ReadIndex,
+    /// Leader, but it has not applied an entry of its own term yet: wait for `LeaderReady`.
+    NotReady,
+    /// Not the leader. `leader` is the known leader's node id (0 = unknown).
+    NotLeader { leader: u64 },
+}
+
+/// Work from one Ready: persist it, then call `on_persisted(number)`.
+#[derive(Default)]
+pub struct ReadyWork {
+    pub number: u64,
+    /// Messages that may be sent before persistence (leader appends, heartbeats).
+    pub messages: Vec<Message>,
+    pub entries: Vec<Entry>,
+    pub hard_state: Option<HardState>,
+    /// A snapshot received from the leader and installed: persist it.
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Proposal context stored in the entry: identifies the proposer and its waiter.
+const CONTEXT_LEN: usize = 24;
+
+fn encode_context(node: u64, incarnation: u64, proposal: u64) -> Vec<u8> {
+    let mut c = Vec::with_capacity(CONTEXT_LEN);
+    c.extend_from_slice(&node.to_le_bytes());
+    c.extend_from_slice(&incarnation.to_le_bytes());
+    c.extend_from_slice(&proposal.to_le_bytes());
+    c
+}
+
+fn decode_context(c: &[u8]) -> Option<(u64, u64, u64)> {
+    if c.len() != CONTEXT_LEN {
+        return None;
+    }
+    let word = |i: usize| u64::from_le_bytes(c[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    Some((word(0), word(1), word(2)))
+}
+
+pub struct ShardGroup {
+    spec: GroupSpec,
+    raw: RawNode<LogStorage>,
+    kv: KvState,
+    applied_index: u64,
+    /// Term of the last applied entry: the leader may read locally only once this equals
+    /// its current term (it has applied an entry of its own term).
+    applied_term: u64,
+    next_proposal: u64,
+    /// Log index -> proposal id of our own in-flight proposals.
+    proposed: BTreeMap<u64, u64>,
+    next_read: u64,
+    /// Confirmed ReadIndex requests waiting for apply: (read index, read id), in index order.
+    confirmed_reads: VecDeque<(u64, u64)>,
+    /// ReadIndex requests sent to raft and not yet confirmed.
+    unconfirmed_reads: usize,
+    /// Readies handed back to raft but not yet durable: (number, messages to send after).
+    unpersisted: VecDeque<(u64, Vec<Message>)>,
+    was_leader: bool,
+    leader_ready_sent: bool,
+}
+
+impl ShardGroup {
+    pub fn new(spec: GroupSpec, recovered: Recovered) -> Result<ShardGroup, String> {
+        let kv = match &recovered.snapshot {
+            Some(s) if !s.get_data().is_empty() => KvState::restore(s.get_data())
+                .map_err(|e| format!("group {}: snapshot: {e}", spec.group))?,
+            _ => KvState::new(),
+        };
+        let snap_index = recovered
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.get_metadata().index);
+        let snap_term = recovered
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.get_metadata().term);
+        let storage = LogStorage::recover(
+            &spec.bootstrap_voters,
+            recovered.snapshot,
+            recovered.hard_state,
+            recovered.entries,
+        )
+        .map_err(|e| format!("group {}: {e}", spec.group))?;
+        let cfg = Config {
+            id: spec.node_id,
+            election_tick: spec.election_ticks,
+            heartbeat_tick: spec.heartbeat_ticks,
+            applied: snap_index,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            read_only_option: ReadOnlyOption::Safe,
+            ..Default::default()
+        };
+        cfg.validate()
+            .map_err(|e| format!("group {}: raft config: {e}", spec.group))?;
+        let log = logger::for_group(spec.group);
+        let raw = RawNode::new(&cfg, storage, &log)
+            .map_err(|e| format!("group {}: raft: {e}", spec.group))?;
+        Ok(ShardGroup {
+            spec,
+            raw,
+            kv,
+            applied_index: snap_index,
+            applied_term: snap_term,
+            next_proposal: 1,
+            proposed: BTreeMap::new(),
+            next_read: 1,
+            confirmed_reads: VecDeque::new(),
+            unconfirmed_reads: 0,
+            unpersisted: VecDeque::new(),
+            was_leader: false,
+            leader_ready_sent: false,
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.spec.group
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    pub fn leader_id(&self) -> u64 {
+        self.raw.raft.leader_id
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    pub fn voters(&self) -> Vec<u64> {
+        self.raw.store().conf_state().voters.clone()
+    }
+
+    pub fn kv(&self) -> &KvState {
+        &self.kv
+    }
+
+    /// Starts an election now (a single-voter group elects itself at once).
+    pub fn campaign(&mut self) -> Result<(), String> {
+        self.raw.campaign().map_err(|e| e.to_string())
+    }
+
+    pub fn tick(&mut self) {
+        self.raw.tick();
+    }
+
+    /// Feeds a Raft message from a peer. Errors (e.g. a message from an unknown peer) are
+    /// returned for logging; they never corrupt state.
+    pub fn step(&mut self, msg: Message) -> Result<(), String> {
+        self.raw.step(msg).map_err(|e| e.to_string())
+    }
+
+    /// Proposes a write. Returns the proposal id that a later [`Event::Applied`] or
+    /// [`Event::Lost`] names.
+    pub fn propose(&mut self, cmd: &LogCommand) -> Result<u64, Reply> {
+        if !self.is_leader() {
+            return Err(self.not_leader_error());
+        }
+        let id = self.next_proposal;
+        let ctx = encode_context(self.spec.node_id, self.spec.incarnation, id);
+        match self.raw.propose(ctx, cmd.encode()) {
+            Ok(()) => {
+                self.next_proposal += 1;
+                let index = self.raw.raft.raft_log.last_index();
+                self.proposed.insert(index, id);
+                Ok(id)
+            }
+            Err(raft::Error::ProposalDropped) => Err(Reply::err(
+                "TRYAGAIN shard group is changing leader; the write was not applied",
+            )),
+            Err(e) => Err(Reply::err(format!("ERR raft proposal failed: {e}"))),
+        }
+    }
+
+    fn not_leader_error(&self) -> Reply {
+        Reply::err(format!(
+            "TRYAGAIN shard group {} has no leader on this node (leader: {})",
+            self.spec.group,
+            match self.leader_id() {
+                0 => "unknown".to_string(),
+                id => format!("node {id}"),
+            }
+        ))
+    }
+
+    /// Where a read may be served from now. The one-voter group is its own quorum, so its
+    /// leader may read locally once it has applied an entry of its own term; larger groups
+    /// confirm leadership with ReadIndex (lease reads come later through this same gate).
+    pub fn read_gate(&self) -> ReadGate {
+        if !self.is_leader() {
+            return ReadGate::NotLeader {
+                leader: self.leader_id(),
+            };
+        }
+        if self.applied_term != self.term() {
+            return ReadGate::NotReady;
+        }
+        let cs = self.raw.store().conf_state();
+        if cs.voters == [self.spec.node_id] && cs.voters_outgoing.is_empty() {
+            ReadGate::Local
+        } else {
+            ReadGate::ReadIndex
+        }
+    }
+
+    /// Reads the applied state. Callers must have passed the read gate (or a ReadIndex for
+    /// this read) with no await in between.
+    pub fn read_local(&self, op: &ReadOp, now_ms: u64) -> Reply {
+        self.kv.read(op, now_ms)
+    }
+
+    /// Starts a ReadIndex round; [`Event::ReadReady`] with the returned id follows once it
+    /// is safe to read. raft-rs may drop the request silently (no own-term commit yet,
+    /// leadership transfer): the caller must bound its wait.
+    pub fn read_index(&mut self) -> Result<u64, Reply> {
+        if !self.is_leader() {
+            return Err(self.not_leader_error());
+        }
+        let id = self.next_read;
+        self.next_read += 1;
+        self.unconfirmed_reads += 1;
+        self.raw.read_index(id.to_le_bytes().to_vec());
+        Ok(id)
+    }
+
+    pub fn has_ready(&self) -> bool {
+        self.raw.has_ready()
+    }
+
+    /// Takes the next Ready (see the module doc). Committed entries are applied here and
+    /// their outcomes appended to `events`. Returns None when there is nothing to do.
+    pub fn take_ready(&mut self, events: &mut Vec<Event>) -> Option<ReadyWork> {
+        if !self.raw.has_ready() {
+            return None;
+        }
+        let mut rd = self.raw.ready();
+        let mut work = ReadyWork {
+            number: rd.number(),
+            messages: rd.take_messages(),
+            ..Default::default()
+        };
+
+        if !rd.snapshot().is_empty() {
+            let snap = rd.snapshot().clone();
+            self.install_snapshot(&snap, events);
+            work.snapshot = Some(snap);
+        }
+
+        for rs in rd.take_read_states() {
+            self.unconfirmed_reads = self.unconfirmed_reads.saturating_sub(1);
+            if let Ok(b) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) {
+                self.confirmed_reads
+                    .push_back((rs.index, u64::from_le_bytes(b)));
+            }
+        }
+
+        let committed = rd.take_committed_entries();
+        self.apply_entries(committed, events);
+
+        if !rd.entries().is_empty() {
+            // Invariant: storage reflects the Ready before raft-rs sees it advanced.
+            if let Err(e) = self.raw.mut_store().append(rd.entries()) {
+                // raft-rs only emits appends consistent with its log; this is a bug.
+                panic!("group {}: storage append: {e}", self.spec.group);
+            }
+            work.entries = rd.take_entries();
+        }
+        if let Some(hs) = rd.hs() {
+            self.raw.mut_store().set_hard_state(hs.clone());
+            work.hard_state = Some(hs.clone());
+        }
+        let persisted_msgs = rd.take_persisted_messages();
+        self.unpersisted.push_back((work.number, persisted_msgs));
+        self.raw.advance_append_async(rd);
+        self.raw.advance_apply_to(self.applied_index);
+
+        self.after_state_change(events);
+        Some(work)
+    }
+
+    /// The Ready numbered `number` (and all before it) are durable. Returns the messages
+    /// that had to wait for that (votes, append responses).
+    pub fn on_persisted(&mut self, number: u64) -> Vec<Message> {
+        self.raw.on_persist_ready(number);
+        let mut out = Vec::new();
+        while let Some((n, _)) = self.unpersisted.front() {
+            if *n > number {
+                break;
+            }
+            if let Some((_, mut msgs)) = self.unpersisted.pop_front() {
+                out.append(&mut msgs);
+            }
+        }
+        out
+    }
+
+    fn install_snapshot(&mut self, snap: &Snapshot, events: &mut Vec<Event>) {
+        let meta = snap.get_metadata();
+        match KvState::restore(snap.get_data()) {
+            Ok(kv) => self.kv = kv,
+            Err(e) => panic!("group {}: leader sent an undecodable snapshot: {e}", self.spec.group),
+        }
+        self.raw.mut_store().apply_snapshot(snap.clone());
+        self.applied_index = meta.index;
+        self.applied_term = meta.term;
+        // Our proposals at or below the snapshot can no longer be matched to replies.
+        let lost: Vec<u64> = self
+            .proposed
+            .range(..=meta.index)
+            .map(|(_, p)| *p)
+            .collect();
+        self.proposed.retain(|i, _| *i > meta.index);
+        events.extend(lost.into_iter().map(|proposal| Event::Lost { proposal }));
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>, events: &mut Vec<Event>) {
+        for e in entries {
+            if e.index <= self.applied_index {
+                continue;
+            }
+            let mine = decode_context(&e.context).and_then(|(node, inc, p)| {
+                (node == self.spec.node_id && inc == self.spec.incarnation).then_some(p)
+            });
+            let reply = match e.get_entry_type() {
+                EntryType::EntryNormal if e.data.is_empty() => None, // leader's no-op
+                EntryType::EntryNormal => Some(match LogCommand::decode(&e.data) {
+                    Ok(cmd) => self.kv.apply(&cmd),
+                    Err(err) => {
+                        // Deterministic on every replica: all skip the same entry.
+                        tracing::error!(group = self.spec.group, index = e.index, %err, "skipping undecodable log entry");
+                        Reply::err(format!("ERR {err}"))
+                    }
+                }),
+                EntryType::EntryConfChange => {
+                    let cc: Result<ConfChange, _> = protobuf::Message::parse_from_bytes(&e.data);
+                    self.apply_conf_change(cc.map(|c| c.into_v2()), e.index);
+                    Some(Reply::Ok)
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let cc: Result<ConfChangeV2, _> =
+                        protobuf::Message::parse_from_bytes(&e.data);
+                    self.apply_conf_change(cc, e.index);
+                    Some(Reply::Ok)
+                }
+            };
+            self.applied_index = e.index;
+            self.applied_term = e.term;
+
+            // Match the slot to our own proposals: earlier slots we proposed into were taken
+            // by other entries (never applied), this slot is ours only if the context says so.
+            while let Some((&idx, &p)) = self.proposed.first_key_value() {
+                if idx > e.index {
+                    break;
+                }
+                self.proposed.pop_first();
+                if idx == e.index && mine == Some(p) {
+                    events.push(Event::Applied {
+                        proposal: p,
+                        reply: reply.clone().unwrap_or(Reply::Ok),
+                    });
+                } else {
+                    events.push(Event::Lost { proposal: p });
+                }
+            }
+        }
+        while let Some(&(index, read)) = self.confirmed_reads.front() {
+            if index > self.applied_index {
+                break;
+            }
+            self.confirmed_reads.pop_front();
+            events.push(Event::ReadReady { read });
+        }
+    }
+
+    fn apply_conf_change(
+        &mut self,
+        cc: Result<ConfChangeV2, protobuf::ProtobufError>,
+        index: u64,
+    ) {
+        let cc = match cc {
+            Ok(cc) => cc,
+            Err(e) => {
+                tracing::error!(group = self.spec.group, index, %e, "undecodable conf change");
+                return;
+            }
+        };
+        match self.raw.apply_conf_change(&cc) {
+            Ok(cs) => self.raw.mut_store().set_conf_state(cs),
+            Err(e) => {
+                tracing::error!(group = self.spec.group, index, %e, "conf change rejected")
+            }
+        }
+    }
+
+    fn after_state_change(&mut self, events: &mut Vec<Event>) {
+        let leader = self.is_leader();
+        if leader != self.was_leader {
+            self.was_leader = leader;
+            self.leader_ready_sent = false;
+            events.push(Event::RoleChanged {
+                leader,
+                term: self.term(),
+            });
+            if !leader {
+                // ReadIndex rounds of a deposed leader never complete.
+                self.confirmed_reads.clear();
+                self.unconfirmed_reads = 0;
+                events.push(Event::ReadsFailed);
+            }
+        }
+        if leader && !self.leader_ready_sent && self.applied_term == self.term() {
+            self.leader_ready_sent = true;
+            events.push(Event::LeaderReady);
+        }
+    }
+
+    /// A state-machine snapshot at the applied index, and the log compacted up to it.
+    /// Call only between Readies (nothing unpersisted), e.g. right after a WAL sync.
+    pub fn checkpoint(&mut self) -> Checkpoint {
+        let index = self.applied_index;
+        let term = raft::Storage::term(self.raw.store(), index).unwrap_or(self.applied_term);
+        let conf_state: ConfState = self.raw.store().conf_state().clone();
+        let data = Bytes::from(self.kv.snapshot());
+        self.raw
+            .mut_store()
+            .compact(index, term, conf_state, data);
+        let store = self.raw.store();
+        Checkpoint {
+            snapshot: store.current_snapshot(),
+            hard_state: store.hard_state().clone(),
+            tail: store.entries_from(index + 1).to_vec(),
+        }
+    }
+
+    /// Whether Readies are still waiting for durability (checkpoints must wait).
+    pub fn has_unpersisted(&self) -> bool {
+        !self.unpersisted.is_empty()
+    }
+
+    /// Keys whose expiry has passed at `now_ms` (the leader proposes their deletion).
+    pub fn expired_keys(&self, now_ms: u64, limit: usize) -> Vec<Bytes> {
+        self.kv.expired_keys(now_ms, limit)
+    }
+}
+
+/// A group's state at a compaction point, for the WAL.
+pub struct Checkpoint {
+    pub snapshot: Snapshot,
+    pub hard_state: HardState,
+    pub tail: Vec<Entry>,
+}
