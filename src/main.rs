@@ -1,1 +1,72 @@
-fn main() {}
+//! `leasekv` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use leasekv::config::{self, Overrides};
+
+#[derive(Parser)]
+#[command(name = "leasekv", version, about = "Raft-replicated, thread-per-core key-value server speaking the Redis protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (the default when no subcommand is given).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// TOML configuration file; every key is optional (see README "Configuration").
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Client address to listen on, e.g. 127.0.0.1:6379 (overrides `listen`).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory for the write-ahead logs and snapshots (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// CPUs to pin one executor each to, e.g. `0,1` or `0-3` (overrides `cores`).
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Cmd::Serve(a)) => a,
+        None => ServeArgs::default(),
+    };
+    let cores = match args.cores.as_deref().map(config::parse_core_list).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("leasekv: --cores: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        cores,
+    };
+    let cfg = match config::resolve(args.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("leasekv: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    leasekv::logging::init(&cfg.log_level);
+    match leasekv::server::run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("leasekv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

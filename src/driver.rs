@@ -1,0 +1,271 @@
+//! The Raft driver of one core: the only task that takes Readies, writes the WAL and
+//! applies committed entries for the core's groups.
+//!
+//! One loop iteration:
+//! 1. tick every group whose tick is due;
+//! 2. take one Ready from every group that has one: committed entries are applied (and
+//!    their waiters answered) right there — they were durable before they could commit —
+//!    and new entries / HardStates are appended to the WAL buffer;
+//! 3. one `sync()` (write + fdatasync) for all groups: group commit;
+//! 4. tell each group its Ready is durable (`on_persisted`), which lets the leader count
+//!    its own entries towards commit — the next iteration applies them;
+//! 5. compact the WAL when it grew past `raft.snapshot_log_bytes`;
+//! 6. sleep until the next tick or a wake-up from a proposal/read.
+//!
+//! Proposals arriving during the fsync await go into raft-rs's unstable log (async-ready
+//! mode) and are picked up by the next iteration, so a busy core batches naturally.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use shards::{Event, LogCommand, Reply, WriteOp};
+
+use crate::clock::now_ms;
+use crate::core::Core;
+use crate::sync::deadline;
+use crate::wal::{GroupCheckpoint, Wal};
+
+/// How often the leader looks for expired keys to delete through Raft.
+const EXPIRE_EVERY: Duration = Duration::from_millis(100);
+/// Keys deleted by one active-expiry proposal.
+const EXPIRE_BATCH: usize = 64;
+
+pub struct Driver {
+    core: Rc<Core>,
+    wal: Wal,
+    /// Sorted group ids of this core (stable iteration order).
+    groups: Vec<u32>,
+    /// Active-expiry proposal in flight per group (at most one).
+    expiring: std::collections::HashMap<u32, u64>,
+}
+
+/// Why the driver stopped.
+pub enum Stop {
+    Shutdown,
+    /// The WAL failed: nothing more can be made durable on this core.
+    Fatal(String),
+}
+
+impl Driver {
+    pub fn new(core: Rc<Core>, wal: Wal) -> Driver {
+        let mut groups: Vec<u32> = core.groups.keys().copied().collect();
+        groups.sort_unstable();
+        Driver {
+            core,
+            wal,
+            groups,
+            expiring: Default::default(),
+        }
+    }
+
+    pub async fn run(mut self) -> Stop {
+        let tick = Duration::from_millis(self.core.shared.config.raft.tick_ms);
+        let mut next_tick = Instant::now() + tick;
+        let mut next_expire = Instant::now() + EXPIRE_EVERY;
+        let mut events = Vec::new();
+        let mut persisted: Vec<(u32, u64)> = Vec::new();
+        loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                for g in &self.groups {
+                    self.core.groups[g].borrow_mut().tick();
+                }
+                // Do not replay missed ticks in a burst after a stall: that would time out
+                // elections spuriously. One tick per iteration, re-anchored on now.
+                next_tick = now + tick;
+            }
+            if now >= next_expire {
+                self.propose_expirations();
+                next_expire = now + EXPIRE_EVERY;
+            }
+
+            for &gid in &self.groups {
+                let cell = &self.core.groups[&gid];
+                let work = cell.borrow_mut().take_ready(&mut events);
+                let Some(work) = work else { continue };
+                // Single-node groups have no peers; the transport arrives with replication.
+                debug_assert!(work.messages.is_empty() || self.core.groups[&gid].borrow().voters().len() > 1);
+                if !work.entries.is_empty() {
+                    self.wal.append_entries(gid, &work.entries);
+                }
+                if let Some(hs) = &work.hard_state {
+                    self.wal.append_hard_state(gid, hs);
+                }
+                if let Some(snap) = work.snapshot {
+                    // A snapshot from a leader: persisted through a checkpoint of this group.
+                    let g = cell.borrow();
+                    let _ = (snap, g.id());
+                }
+                persisted.push((gid, work.number));
+                self.dispatch(gid, &mut events);
+            }
+
+            if self.wal.has_pending() {
+                let bytes_before = self.wal.log_bytes();
+                if let Err(e) = self.wal.sync().await {
+                    let msg = format!("WAL sync failed on core {}: {e}", self.core.index);
+                    self.fail_all(&msg);
+                    return Stop::Fatal(msg);
+                }
+                let stats = self.core.stats();
+                stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .wal_bytes
+                    .fetch_add(self.wal.log_bytes().saturating_sub(bytes_before), Ordering::Relaxed);
+            }
+            for (gid, number) in persisted.drain(..) {
+                let msgs = self.core.groups[&gid].borrow_mut().on_persisted(number);
+                debug_assert!(msgs.is_empty() || self.core.groups[&gid].borrow().voters().len() > 1);
+            }
+            self.publish_stats();
+
+            if self.wal.log_bytes() > self.core.shared.config.raft.snapshot_log_bytes {
+                if let Err(e) = self.compact().await {
+                    let msg = format!("WAL compaction failed on core {}: {e}", self.core.index);
+                    self.fail_all(&msg);
+                    return Stop::Fatal(msg);
+                }
+            }
+
+            if self.groups.iter().any(|g| self.core.groups[g].borrow().has_ready()) {
+                // Committed entries became applicable after on_persisted: go again now.
+                glommio::yield_if_needed().await;
+                continue;
+            }
+            if self.core.shutdown.is_set() && self.core.waiters.borrow().writes.is_empty() {
+                return Stop::Shutdown;
+            }
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            deadline(wait, self.core.driver_wake.wait()).await;
+        }
+    }
+
+    /// Answers the waiters named by `events` (all from group `gid`).
+    fn dispatch(&mut self, gid: u32, events: &mut Vec<Event>) {
+        let mut w = self.core.waiters.borrow_mut();
+        for ev in events.drain(..) {
+            match ev {
+                Event::Applied { proposal, reply } => {
+                    if self.expiring.get(&gid) == Some(&proposal) {
+                        self.expiring.remove(&gid);
+                        if let Reply::Int(n) = reply {
+                            self.core
+                                .stats()
+                                .expired_keys
+                                .fetch_add(n.max(0) as u64, Ordering::Relaxed);
+                        }
+                    } else if let Some(tx) = w.writes.remove(&(gid, proposal)) {
+                        let _ = tx.send(reply);
+                    }
+                }
+                Event::Lost { proposal } => {
+                    if self.expiring.get(&gid) == Some(&proposal) {
+                        self.expiring.remove(&gid);
+                    } else if let Some(tx) = w.writes.remove(&(gid, proposal)) {
+                        let _ = tx.send(Reply::err(
+                            "TRYAGAIN write lost to a leadership change; it was not applied",
+                        ));
+                    }
+                }
+                Event::ReadReady { read } => {
+                    if let Some(tx) = w.reads.remove(&(gid, read)) {
+                        let _ = tx.send(Ok(()));
+                    }
+                }
+                Event::ReadsFailed => {
+                    let failed: Vec<_> = w.reads.keys().filter(|(g, _)| *g == gid).copied().collect();
+                    for key in failed {
+                        if let Some(tx) = w.reads.remove(&key) {
+                            let _ = tx.send(Err(Reply::err(
+                                "TRYAGAIN leadership lost while confirming the read",
+                            )));
+                        }
+                    }
+                }
+                Event::LeaderReady => {
+                    for tx in w.leader_ready.remove(&gid).unwrap_or_default() {
+                        let _ = tx.send(());
+                    }
+                }
+                Event::RoleChanged { leader, term } => {
+                    tracing::info!(core = self.core.index, group = gid, leader, term, "role changed");
+                    self.expiring.remove(&gid);
+                }
+            }
+        }
+    }
+
+    /// The leader deletes expired keys through the log, so every replica deletes the same
+    /// keys at the same log position.
+    fn propose_expirations(&mut self) {
+        let now = now_ms();
+        for &gid in &self.groups {
+            if self.expiring.contains_key(&gid) {
+                continue;
+            }
+            let mut g = self.core.groups[&gid].borrow_mut();
+            if !g.is_leader() {
+                continue;
+            }
+            let keys = g.expired_keys(now, EXPIRE_BATCH);
+            if keys.is_empty() {
+                continue;
+            }
+            let cmd = LogCommand {
+                now_ms: now,
+                op: WriteOp::DeleteExpired { keys },
+            };
+            if let Ok(id) = g.propose(&cmd) {
+                self.expiring.insert(gid, id);
+            }
+        }
+    }
+
+    async fn compact(&mut self) -> Result<(), crate::wal::WalError> {
+        let mut checkpoints = Vec::with_capacity(self.groups.len());
+        for &gid in &self.groups {
+            let cp = self.core.groups[&gid].borrow_mut().checkpoint();
+            checkpoints.push(GroupCheckpoint {
+                group: gid,
+                snapshot: cp.snapshot,
+                hard_state: cp.hard_state,
+                tail: cp.tail,
+            });
+        }
+        let started = Instant::now();
+        self.wal.compact(checkpoints).await?;
+        self.core.stats().compactions.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            core = self.core.index,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compacted WAL into group snapshots"
+        );
+        Ok(())
+    }
+
+    fn publish_stats(&self) {
+        for &gid in &self.groups {
+            let g = self.core.groups[&gid].borrow();
+            let s = &self.core.shared.group_stats[gid as usize];
+            s.keys.store(g.kv().len() as u64, Ordering::Relaxed);
+            s.expires.store(g.kv().expires_len() as u64, Ordering::Relaxed);
+            s.term.store(g.term(), Ordering::Relaxed);
+            s.applied.store(g.applied_index(), Ordering::Relaxed);
+            s.commit.store(g.commit_index(), Ordering::Relaxed);
+            s.leader.store(g.is_leader(), Ordering::Relaxed);
+        }
+    }
+
+    /// After a WAL failure nothing pending can become durable: fail every waiter.
+    fn fail_all(&self, why: &str) {
+        tracing::error!(core = self.core.index, "{why}");
+        let mut w = self.core.waiters.borrow_mut();
+        for (_, tx) in w.writes.drain() {
+            let _ = tx.send(Reply::err(format!("ERR {why}")));
+        }
+        for (_, tx) in w.reads.drain() {
+            let _ = tx.send(Err(Reply::err(format!("ERR {why}"))));
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! tracing setup: RUST_LOG wins over the configured level; glommio's `log` records are
+//! bridged so its warnings (locked memory, ring setup) are visible.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init(level: &str) {
+    let _ = tracing_log::LogTracer::init();
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
