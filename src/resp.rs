@@ -218,16 +218,18 @@ fn scan_multibulk(buf: &[u8], limits: &ParseLimits) -> Result<Scan, ProtocolErro
             .filter(|&n| n <= limits.max_bulk)
             .ok_or(ProtocolError::InvalidBulkLength)?;
         pos = end + 2;
-        let data_end = pos
+        // Overflow is only possible with an absurd max_bulk; still no panic.
+        let frame_end = pos
             .checked_add(len)
+            .and_then(|e| e.checked_add(2))
             .ok_or(ProtocolError::InvalidBulkLength)?;
-        match buf.get(data_end..data_end + 2) {
+        match buf.get(frame_end - 2..frame_end) {
             None => return Ok(Scan::Incomplete),
             Some(b"\r\n") => {}
             Some(_) => return Err(ProtocolError::BulkNotTerminated),
         }
         args.push((pos, len));
-        pos = data_end + 2;
+        pos = frame_end;
     }
     Ok(Scan::Multibulk { len: pos, args })
 }
@@ -793,6 +795,16 @@ mod tests {
         assert_eq!(p(&line17), Err(ProtocolError::TooBigInline));
         assert_eq!(p(b"a b c d\r\n"), Err(ProtocolError::TooManyInlineArgs));
         assert_eq!(p(b"a b c\r\n").unwrap().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn unlimited_bulk_does_not_overflow() {
+        let l = ParseLimits {
+            max_bulk: usize::MAX,
+            ..limits()
+        };
+        let mut buf = BytesMut::from(&b"*1\r\n$9223372036854775807\r\nab"[..]);
+        assert_eq!(parse_command(&mut buf, &l), Ok(None));
     }
 
     #[test]
