@@ -26,7 +26,7 @@ use crate::command::{self, Command};
 use crate::core::{ClientEntry, Core};
 use crate::exec::{self, Issued};
 use crate::info;
-use crate::resp::{self, ParseLimits, Proto};
+use crate::resp::{self, Proto};
 use crate::sync::{deadline, unless};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -84,12 +84,10 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, id: u64) {
 impl Conn {
     async fn run(&mut self, mut stream: TcpStream) -> &'static str {
         let cfg = &self.core.shared.config.limits;
-        let limits = ParseLimits {
-            max_bulk: cfg.max_bulk_bytes as usize,
-            max_args: cfg.max_args as usize,
-            max_inline: 64 * 1024,
-        };
-        let max_pipeline = (cfg.max_pipeline as usize).max(1);
+        let limits = cfg.parse_limits();
+        // Like Redis' client-query-buffer-limit: one frame may not buffer more than this.
+        let max_buffered = limits.max_bulk.saturating_add(64 * 1024).max(1 << 30);
+        let max_pipeline = cfg.max_pipeline.max(1);
         let frame_timeout = Duration::from_millis(cfg.idle_frame_timeout_ms);
         let write_timeout = Duration::from_millis(cfg.write_timeout_ms);
         let mut input = BytesMut::with_capacity(READ_CHUNK);
@@ -162,7 +160,16 @@ impl Conn {
             };
             match n {
                 Ok(0) => return "eof",
-                Ok(n) => input.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    if input.len() + n > max_buffered {
+                        tracing::info!(client = self.client.id, peer = %self.client.addr, buffered = input.len(), "query buffer limit exceeded; closing");
+                        resp::encode(&Reply::err("ERR Protocol error: query buffer limit exceeded"), self.proto, &mut self.out);
+                        let buf = self.out.split().freeze();
+                        let _ = deadline(write_timeout, stream.write_all(&buf)).await;
+                        return "query buffer limit";
+                    }
+                    input.extend_from_slice(&chunk[..n])
+                }
                 Err(_) => return "read error",
             }
         }

@@ -24,7 +24,7 @@ use crate::{conn, datadir, exec, memlock};
 /// Runs the server until SIGINT/SIGTERM. Err is a start-up or fatal error (exit 1).
 pub fn run(config: Config) -> Result<(), String> {
     let ncores = config.cores.len();
-    let placement = config.placement();
+    let placement = config.placement.clone();
     let data = datadir::open(&config.data_dir, config.node_id, config.groups, ncores)?;
     let io_memory = memlock::io_memory_per_executor(ncores)?;
     let routing = Routing::new(config.groups, &placement);
