@@ -85,17 +85,21 @@ impl Driver {
                 let work = cell.borrow_mut().take_ready(&mut events);
                 let Some(work) = work else { continue };
                 // Single-node groups have no peers; the transport arrives with replication.
-                debug_assert!(work.messages.is_empty() || self.core.groups[&gid].borrow().voters().len() > 1);
+                debug_assert!(work.messages.is_empty() || cell.borrow().voters().len() > 1);
+                // Order matters for a torn write: snapshot, then entries, then the HardState
+                // that may refer to them.
+                if let Some(snap) = &work.snapshot {
+                    if let Err(e) = self.wal.install_snapshot(gid, snap).await {
+                        let msg = format!("WAL snapshot install failed on core {}: {e}", self.core.index);
+                        self.fail_all(&msg);
+                        return Stop::Fatal(msg);
+                    }
+                }
                 if !work.entries.is_empty() {
                     self.wal.append_entries(gid, &work.entries);
                 }
                 if let Some(hs) = &work.hard_state {
                     self.wal.append_hard_state(gid, hs);
-                }
-                if let Some(snap) = work.snapshot {
-                    // A snapshot from a leader: persisted through a checkpoint of this group.
-                    let g = cell.borrow();
-                    let _ = (snap, g.id());
                 }
                 persisted.push((gid, work.number));
                 self.dispatch(gid, &mut events);
