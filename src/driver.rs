@@ -80,8 +80,10 @@ impl Driver {
                 next_expire = now + EXPIRE_EVERY;
             }
 
-            for &gid in &self.groups {
-                let cell = &self.core.groups[&gid];
+            for i in 0..self.groups.len() {
+                let gid = self.groups[i];
+                let core = self.core.clone();
+                let cell = &core.groups[&gid];
                 let work = cell.borrow_mut().take_ready(&mut events);
                 let Some(work) = work else { continue };
                 // Single-node groups have no peers; the transport arrives with replication.

@@ -61,6 +61,14 @@ fn main() -> ExitCode {
         }
     };
     leasekv::logging::init(&cfg.log_level);
+    // A core that panics has lost its shard groups' in-memory state; limping on would leave
+    // hops to it timing out. Crash the whole process instead: the WAL makes that safe.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        tracing::error!("{info}; aborting");
+        std::process::abort();
+    }));
     match leasekv::server::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

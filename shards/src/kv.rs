@@ -91,3 +91,19 @@ impl LogCommand {
         Ok(LogCommand { now_ms, op: WriteOp::Set { key: Bytes::copy_from_slice(&b[13..13 + n]), value: Bytes::copy_from_slice(&b[13 + n..]), cond: crate::ops::SetCond::Always, expire: None, get: false } })
     }
 }
+impl ReadOp {
+    pub fn keys(&self) -> Vec<&Bytes> {
+        match self {
+            ReadOp::Get { key } => vec![key],
+            _ => vec![],
+        }
+    }
+}
+impl WriteOp {
+    pub fn keys(&self) -> Vec<&Bytes> {
+        match self {
+            WriteOp::Set { key, .. } | WriteOp::IncrBy { key, .. } => vec![key],
+            _ => vec![],
+        }
+    }
+}
