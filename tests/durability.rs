@@ -367,6 +367,29 @@ fn graceful_restart_preserves_values_and_ttls() {
     }
 }
 
+#[test]
+fn sigint_is_a_graceful_shutdown_too() {
+    let mut s = Server::start_durable();
+    let topo = Topology::two_cores();
+    let mut c = s.client();
+    let keys: Vec<String> = (0..2)
+        .flat_map(|core| topo.keys_on_core(core, "int", 5))
+        .collect();
+    for k in &keys {
+        assert_eq!(qv(&mut c, &["SET", k, &format!("v-{k}")]), Value::Okay);
+    }
+    drop(c);
+    s.graceful_stop(libc::SIGINT);
+    s.restart();
+    let mut c = s.client();
+    for k in &keys {
+        assert_eq!(
+            qv(&mut c, &["GET", k]),
+            Value::BulkString(format!("v-{k}").into_bytes())
+        );
+    }
+}
+
 // ---------------------------------------------------------------- snapshots and compaction
 
 #[test]

@@ -217,7 +217,8 @@ impl Server {
                         continue;
                     }
                     self.kill9();
-                    panic!("server did not become ready: {msg}\n{}", self.all_logs());
+                    // The Drop guard prints the logs.
+                    panic!("server did not become ready: {msg}");
                 }
             }
         }
@@ -331,15 +332,17 @@ impl Server {
     /// Asserts the server process is still running and has not panicked.
     pub fn assert_alive(&mut self) {
         if !self.is_running() {
-            panic!("server process is gone\n{}", self.all_logs());
+            panic!("server process is gone (logs follow)");
         }
         self.assert_no_panic();
     }
 
     /// Asserts no run of this server logged a Rust panic.
     pub fn assert_no_panic(&self) {
-        let logs = self.all_logs();
-        assert!(!logs.contains("panicked at"), "server panicked\n{logs}");
+        assert!(
+            !self.all_logs().contains("panicked at"),
+            "server panicked (logs follow)"
+        );
     }
 
     /// `kill -9` the process and reap it (no-op when it is not running).
@@ -365,10 +368,7 @@ impl Server {
             }
             if Instant::now() >= deadline {
                 self.kill9();
-                panic!(
-                    "server did not exit within {STOP_TIMEOUT:?} after signal {sig}\n{}",
-                    self.all_logs()
-                );
+                panic!("server did not exit within {STOP_TIMEOUT:?} after signal {sig}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -376,12 +376,16 @@ impl Server {
 
     /// Graceful shutdown with SIGTERM; asserts exit code 0.
     pub fn terminate(&mut self) {
-        let status = self.stop_with(libc::SIGTERM);
+        self.graceful_stop(libc::SIGTERM);
+    }
+
+    /// Graceful shutdown with `sig` (SIGTERM or SIGINT); asserts exit code 0 and no panic.
+    pub fn graceful_stop(&mut self, sig: libc::c_int) {
+        let status = self.stop_with(sig);
         assert_eq!(
             status.code(),
             Some(0),
-            "SIGTERM must exit with code 0, got {status}\n{}",
-            self.all_logs()
+            "signal {sig} must end the server with exit code 0, got {status}"
         );
         self.assert_no_panic();
     }
@@ -406,15 +410,24 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Kills the process, then: if the test failed, prints every log of this server (and keeps
+    /// the data dir when `LEASEKV_TEST_KEEP_DIRS` is set); if it passed, fails it anyway when
+    /// the server panicked at any point (bad input must give an error, never a panic).
     fn drop(&mut self) {
         self.kill9();
+        let logs = self.all_logs();
         if std::thread::panicking() {
+            if std::env::var_os("LEASEKV_TEST_KEEP_DIRS").is_some() {
+                self.dir.disable_cleanup(true);
+                eprintln!("kept test dir {}", self.dir.path().display());
+            }
             // Shown by the test runner together with the failure.
             eprintln!(
-                "===== logs of server (data dir {}) =====\n{}",
-                self.data_dir().display(),
-                self.all_logs()
+                "===== logs of server (data dir {}) =====\n{logs}",
+                self.data_dir().display()
             );
+        } else if logs.contains("panicked at") {
+            panic!("the server panicked during the test\n{logs}");
         }
     }
 }
