@@ -4,8 +4,12 @@
 //! (`src/`) feeds it time, messages and persistence acknowledgements, which is what makes it
 //! testable deterministically.
 
+pub mod codec;
+pub mod glob;
+pub mod kv;
 pub mod ops;
 pub mod reply;
 
+pub use kv::KvState;
 pub use ops::{ExpireCond, ExpireSpec, LogCommand, ReadOp, SetCond, WriteOp};
 pub use reply::Reply;
