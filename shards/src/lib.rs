@@ -4,6 +4,8 @@
 //! (`src/`) feeds it time, messages and persistence acknowledgements, which is what makes it
 //! testable deterministically.
 
+pub mod codec;
+pub mod glob;
 pub mod group;
 pub mod kv;
 mod logger;

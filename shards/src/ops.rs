@@ -40,6 +40,9 @@ pub enum ExpireCond {
     Greater,
     /// LT: only if the new expiry is less than the current one (no TTL counts as infinite).
     Less,
+    /// XX and LT together: only if the key has an expiry and the new one is less than it.
+    /// (XX GT needs no variant: GT already fails on a key without expiry.)
+    IfTtlLess,
 }
 
 /// A state-changing operation on one shard group. Every key in one `WriteOp` belongs to the
@@ -74,10 +77,18 @@ pub enum WriteOp {
     /// APPEND: Int(new length).
     Append { key: Bytes, value: Bytes },
     /// SETRANGE: Int(new length).
-    SetRange { key: Bytes, offset: u64, value: Bytes },
+    SetRange {
+        key: Bytes,
+        offset: u64,
+        value: Bytes,
+    },
     /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT: Int(1) if the timeout was set, Int(0) if not.
     /// A time at or before `now_ms` deletes the key (Int(1) if it existed).
-    Expire { key: Bytes, at: ExpireSpec, cond: ExpireCond },
+    Expire {
+        key: Bytes,
+        at: ExpireSpec,
+        cond: ExpireCond,
+    },
     /// PERSIST: Int(1) if a TTL was removed.
     Persist { key: Bytes },
     /// FLUSHALL part: `+OK`.
@@ -108,7 +119,12 @@ pub enum ReadOp {
     Keys { pattern: Bytes },
     /// One SCAN step inside this group. `cursor` is the group-local position (0 = start).
     /// Reply: Array[Int(next group-local cursor, 0 when this group is exhausted), Array[keys]].
-    Scan { cursor: u64, pattern: Option<Bytes>, count: usize, type_filter: Option<Bytes> },
+    Scan {
+        cursor: u64,
+        pattern: Option<Bytes>,
+        count: usize,
+        type_filter: Option<Bytes>,
+    },
     /// Int(number of live keys).
     DbSize,
 }
@@ -132,3 +148,79 @@ impl std::fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+impl WriteOp {
+    /// The keys this operation touches, in argument order (duplicates kept). Empty for
+    /// FLUSHALL.
+    pub fn keys(&self) -> Vec<&Bytes> {
+        match self {
+            WriteOp::Set { key, .. }
+            | WriteOp::SetNx { key, .. }
+            | WriteOp::GetDel { key }
+            | WriteOp::IncrBy { key, .. }
+            | WriteOp::IncrByFloat { key, .. }
+            | WriteOp::Append { key, .. }
+            | WriteOp::SetRange { key, .. }
+            | WriteOp::Expire { key, .. }
+            | WriteOp::Persist { key } => vec![key],
+            WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => {
+                pairs.iter().map(|(k, _)| k).collect()
+            }
+            WriteOp::Del { keys } | WriteOp::DeleteExpired { keys } => keys.iter().collect(),
+            WriteOp::FlushAll => Vec::new(),
+        }
+    }
+
+    /// Lower-case command family name, for metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WriteOp::Set { .. } => "set",
+            WriteOp::SetNx { .. } => "setnx",
+            WriteOp::GetDel { .. } => "getdel",
+            WriteOp::MSet { .. } => "mset",
+            WriteOp::MSetNx { .. } => "msetnx",
+            WriteOp::Del { .. } => "del",
+            WriteOp::IncrBy { .. } => "incrby",
+            WriteOp::IncrByFloat { .. } => "incrbyfloat",
+            WriteOp::Append { .. } => "append",
+            WriteOp::SetRange { .. } => "setrange",
+            WriteOp::Expire { .. } => "expire",
+            WriteOp::Persist { .. } => "persist",
+            WriteOp::FlushAll => "flushall",
+            WriteOp::DeleteExpired { .. } => "delete_expired",
+        }
+    }
+}
+
+impl ReadOp {
+    /// The keys this read touches, in argument order (duplicates kept). Empty for KEYS, SCAN
+    /// and DBSIZE.
+    pub fn keys(&self) -> Vec<&Bytes> {
+        match self {
+            ReadOp::Get { key }
+            | ReadOp::Ttl { key, .. }
+            | ReadOp::Type { key }
+            | ReadOp::Strlen { key }
+            | ReadOp::GetRange { key, .. } => vec![key],
+            ReadOp::MGet { keys } | ReadOp::Exists { keys } => keys.iter().collect(),
+            ReadOp::Keys { .. } | ReadOp::Scan { .. } | ReadOp::DbSize => Vec::new(),
+        }
+    }
+
+    /// Lower-case command family name, for metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReadOp::Get { .. } => "get",
+            ReadOp::MGet { .. } => "mget",
+            ReadOp::Exists { .. } => "exists",
+            ReadOp::Ttl { ms: false, .. } => "ttl",
+            ReadOp::Ttl { ms: true, .. } => "pttl",
+            ReadOp::Type { .. } => "type",
+            ReadOp::Strlen { .. } => "strlen",
+            ReadOp::GetRange { .. } => "getrange",
+            ReadOp::Keys { .. } => "keys",
+            ReadOp::Scan { .. } => "scan",
+            ReadOp::DbSize => "dbsize",
+        }
+    }
+}
