@@ -266,7 +266,9 @@ fn all_groups(core: &Core) -> std::ops::Range<u32> {
 }
 
 /// SCAN cursors: the high bits name the group, the low bits the group-local position.
-pub const SCAN_GROUP_SHIFT: u32 = 50;
+pub const SCAN_GROUP_SHIFT: u32 = shards::kv::SCAN_POSITION_BITS;
+// 16384 groups (the slot count, the most a config allows) must fit above the position.
+const _: () = assert!(SCAN_GROUP_SHIFT + 14 <= 64);
 const SCAN_LOCAL_MASK: u64 = (1 << SCAN_GROUP_SHIFT) - 1;
 
 /// Issues a keyspace command (everything but connection-level commands).

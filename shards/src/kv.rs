@@ -41,7 +41,8 @@ pub const MAX_STRING_LEN: u64 = 512 * 1024 * 1024;
 
 /// Scan positions use the top 52 bits of the key hash, leaving room in a 64-bit cursor for
 /// the router to add a group number.
-pub const SCAN_POSITION_BITS: u32 = 52;
+/// 50 bits leave 14 bits of a SCAN cursor for the group index (up to 16384 groups).
+pub const SCAN_POSITION_BITS: u32 = 50;
 
 /// A stored value. Only strings exist today; the enum keeps other types (and the WRONGTYPE
 /// error) expressible.
