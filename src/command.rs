@@ -6,7 +6,10 @@ pub enum Command {
     Immediate(Reply),
     Ping(Option<Bytes>),
     Quit,
-    Hello { protover: Option<i64>, setname: Option<Bytes> },
+    Hello {
+        protover: Option<i64>,
+        setname: Option<Bytes>,
+    },
     ClientSetName(Bytes),
     ClientGetName,
     ClientId,
@@ -23,7 +26,12 @@ pub enum Command {
     DbSize,
     FlushAll,
     Keys(Bytes),
-    Scan { cursor: u64, pattern: Option<Bytes>, count: usize, type_filter: Option<Bytes> },
+    Scan {
+        cursor: u64,
+        pattern: Option<Bytes>,
+        count: usize,
+        type_filter: Option<Bytes>,
+    },
 }
 
 pub fn parse(argv: &[Bytes]) -> Result<Command, Reply> {
@@ -31,9 +39,20 @@ pub fn parse(argv: &[Bytes]) -> Result<Command, Reply> {
     Ok(match name.as_str() {
         "ping" => Command::Ping(argv.get(1).cloned()),
         "quit" => Command::Quit,
-        "get" => Command::Read(ReadOp::Get { key: argv[1].clone() }),
-        "set" => Command::Write(WriteOp::Set { key: argv[1].clone(), value: argv[2].clone(), cond: SetCond::Always, expire: None, get: false }),
-        "incr" => Command::Write(WriteOp::IncrBy { key: argv[1].clone(), delta: 1 }),
+        "get" => Command::Read(ReadOp::Get {
+            key: argv[1].clone(),
+        }),
+        "set" => Command::Write(WriteOp::Set {
+            key: argv[1].clone(),
+            value: argv[2].clone(),
+            cond: SetCond::Always,
+            expire: None,
+            get: false,
+        }),
+        "incr" => Command::Write(WriteOp::IncrBy {
+            key: argv[1].clone(),
+            delta: 1,
+        }),
         "mget" => Command::MGet(argv[1..].to_vec()),
         "dbsize" => Command::DbSize,
         "info" => Command::Info(argv[1..].to_vec()),

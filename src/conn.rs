@@ -114,7 +114,10 @@ impl Conn {
             }
             self.drain().await;
             if let Some(e) = &protocol_error {
-                self.core.stats().protocol_errors.fetch_add(1, Ordering::Relaxed);
+                self.core
+                    .stats()
+                    .protocol_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(client = self.client.id, peer = %self.client.addr, error = %e, "protocol error; closing connection");
                 resp::encode(&Reply::err(format!("ERR {e}")), self.proto, &mut self.out);
             }
@@ -163,7 +166,11 @@ impl Conn {
                 Ok(n) => {
                     if input.len() + n > max_buffered {
                         tracing::info!(client = self.client.id, peer = %self.client.addr, buffered = input.len(), "query buffer limit exceeded; closing");
-                        resp::encode(&Reply::err("ERR Protocol error: query buffer limit exceeded"), self.proto, &mut self.out);
+                        resp::encode(
+                            &Reply::err("ERR Protocol error: query buffer limit exceeded"),
+                            self.proto,
+                            &mut self.out,
+                        );
                         let buf = self.out.split().freeze();
                         let _ = deadline(write_timeout, stream.write_all(&buf)).await;
                         return "query buffer limit";
@@ -243,7 +250,12 @@ impl Conn {
                 *self.client.name.borrow_mut() = (!name.is_empty()).then_some(name);
                 Reply::Ok
             }
-            Command::ClientGetName => self.client.name.borrow().clone().map_or(Reply::Nil, Reply::Bulk),
+            Command::ClientGetName => self
+                .client
+                .name
+                .borrow()
+                .clone()
+                .map_or(Reply::Nil, Reply::Bulk),
             Command::ClientId => Reply::Int(self.client.id as i64),
             Command::ClientInfo => Reply::Bulk(Bytes::from(info::client_line(&self.client))),
             Command::ClientList => Reply::Bulk(Bytes::from(info::client_list(&self.core))),

@@ -35,9 +35,20 @@ impl Meta {
     }
 
     fn parse(text: &str) -> Result<Meta, String> {
-        let mut m = Meta { format: 0, node_id: 0, groups: 0, cores: 0 };
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            let (k, v) = line.split_once('=').ok_or_else(|| format!("bad line {line:?}"))?;
+        let mut m = Meta {
+            format: 0,
+            node_id: 0,
+            groups: 0,
+            cores: 0,
+        };
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("bad line {line:?}"))?;
             let v = v.trim();
             let bad = |_| format!("bad value in {line:?}");
             match k.trim() {
@@ -58,7 +69,8 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Creates or opens `path`, locks it, and checks (or records) its layout.
 pub fn open(path: &Path, node_id: u64, groups: u32, cores: usize) -> Result<DataDir, String> {
-    fs::create_dir_all(path).map_err(|e| format!("cannot create data dir {}: {e}", path.display()))?;
+    fs::create_dir_all(path)
+        .map_err(|e| format!("cannot create data dir {}: {e}", path.display()))?;
     let lock_path = path.join("LOCK");
     let lock = OpenOptions::new()
         .create(true)
@@ -73,14 +85,22 @@ pub fn open(path: &Path, node_id: u64, groups: u32, cores: usize) -> Result<Data
             path.display()
         ));
     }
-    let want = Meta { format: FORMAT, node_id, groups, cores };
+    let want = Meta {
+        format: FORMAT,
+        node_id,
+        groups,
+        cores,
+    };
     let meta_path = path.join(META);
     match fs::read_to_string(&meta_path) {
         Ok(text) => {
-            let have = Meta::parse(&text)
-                .map_err(|e| format!("{}: {e}", meta_path.display()))?;
+            let have = Meta::parse(&text).map_err(|e| format!("{}: {e}", meta_path.display()))?;
             if have.format != FORMAT {
-                return Err(format!("data dir {} has format {}, this leasekv reads format {FORMAT}", path.display(), have.format));
+                return Err(format!(
+                    "data dir {} has format {}, this leasekv reads format {FORMAT}",
+                    path.display(),
+                    have.format
+                ));
             }
             if have.node_id != node_id {
                 return Err(format!(
@@ -108,7 +128,10 @@ pub fn open(path: &Path, node_id: u64, groups: u32, cores: usize) -> Result<Data
         }
         Err(e) => return Err(format!("cannot read {}: {e}", meta_path.display())),
     }
-    Ok(DataDir { path: path.to_path_buf(), _lock: lock })
+    Ok(DataDir {
+        path: path.to_path_buf(),
+        _lock: lock,
+    })
 }
 
 #[cfg(test)]
@@ -134,7 +157,12 @@ mod tests {
     fn meta_parse_rejects_garbage() {
         assert!(Meta::parse("format = x").is_err());
         assert!(Meta::parse("what = 1").is_err());
-        let m = Meta { format: 1, node_id: 3, groups: 4, cores: 2 };
+        let m = Meta {
+            format: 1,
+            node_id: 3,
+            groups: 4,
+            cores: 2,
+        };
         assert_eq!(Meta::parse(&m.render()).unwrap(), m);
     }
 }

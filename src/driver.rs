@@ -92,7 +92,10 @@ impl Driver {
                 // that may refer to them.
                 if let Some(snap) = &work.snapshot {
                     if let Err(e) = self.wal.install_snapshot(gid, snap).await {
-                        let msg = format!("WAL snapshot install failed on core {}: {e}", self.core.index);
+                        let msg = format!(
+                            "WAL snapshot install failed on core {}: {e}",
+                            self.core.index
+                        );
                         self.fail_all(&msg);
                         return Stop::Fatal(msg);
                     }
@@ -116,13 +119,16 @@ impl Driver {
                 }
                 let stats = self.core.stats();
                 stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .wal_bytes
-                    .fetch_add(self.wal.log_bytes().saturating_sub(bytes_before), Ordering::Relaxed);
+                stats.wal_bytes.fetch_add(
+                    self.wal.log_bytes().saturating_sub(bytes_before),
+                    Ordering::Relaxed,
+                );
             }
             for (gid, number) in persisted.drain(..) {
                 let msgs = self.core.groups[&gid].borrow_mut().on_persisted(number);
-                debug_assert!(msgs.is_empty() || self.core.groups[&gid].borrow().voters().len() > 1);
+                debug_assert!(
+                    msgs.is_empty() || self.core.groups[&gid].borrow().voters().len() > 1
+                );
             }
             self.publish_stats();
 
@@ -134,7 +140,11 @@ impl Driver {
                 }
             }
 
-            if self.groups.iter().any(|g| self.core.groups[g].borrow().has_ready()) {
+            if self
+                .groups
+                .iter()
+                .any(|g| self.core.groups[g].borrow().has_ready())
+            {
                 // Committed entries became applicable after on_persisted: go again now.
                 glommio::yield_if_needed().await;
                 continue;
@@ -180,7 +190,8 @@ impl Driver {
                     }
                 }
                 Event::ReadsFailed => {
-                    let failed: Vec<_> = w.reads.keys().filter(|(g, _)| *g == gid).copied().collect();
+                    let failed: Vec<_> =
+                        w.reads.keys().filter(|(g, _)| *g == gid).copied().collect();
                     for key in failed {
                         if let Some(tx) = w.reads.remove(&key) {
                             let _ = tx.send(Err(Reply::err(
@@ -195,7 +206,13 @@ impl Driver {
                     }
                 }
                 Event::RoleChanged { leader, term } => {
-                    tracing::info!(core = self.core.index, group = gid, leader, term, "role changed");
+                    tracing::info!(
+                        core = self.core.index,
+                        group = gid,
+                        leader,
+                        term,
+                        "role changed"
+                    );
                     self.expiring.remove(&gid);
                 }
             }
@@ -241,7 +258,10 @@ impl Driver {
         }
         let started = Instant::now();
         self.wal.compact(checkpoints).await?;
-        self.core.stats().compactions.fetch_add(1, Ordering::Relaxed);
+        self.core
+            .stats()
+            .compactions
+            .fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             core = self.core.index,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -255,7 +275,8 @@ impl Driver {
             let g = self.core.groups[&gid].borrow();
             let s = &self.core.shared.group_stats[gid as usize];
             s.keys.store(g.kv().len() as u64, Ordering::Relaxed);
-            s.expires.store(g.kv().expires_len() as u64, Ordering::Relaxed);
+            s.expires
+                .store(g.kv().expires_len() as u64, Ordering::Relaxed);
             s.term.store(g.term(), Ordering::Relaxed);
             s.applied.store(g.applied_index(), Ordering::Relaxed);
             s.commit.store(g.commit_index(), Ordering::Relaxed);

@@ -65,7 +65,10 @@ pub fn local_write(core: &Rc<Core>, group: u32, op: WriteOp) -> Issued {
     let Some(cell) = core.group(group) else {
         return Issued::Done(Reply::err(format!("ERR group {group} is not on this core")));
     };
-    let cmd = LogCommand { now_ms: now_ms(), op };
+    let cmd = LogCommand {
+        now_ms: now_ms(),
+        op,
+    };
     let id = match cell.borrow_mut().propose(&cmd) {
         Ok(id) => id,
         Err(reply) => return Issued::Done(reply),
@@ -221,7 +224,11 @@ pub async fn issue_write(core: &Rc<Core>, group: u32, op: WriteOp) -> Issued {
 
 /// Splits items by shard group, keeping each item's original position. Groups appear in
 /// the order their first key appears.
-fn partition<T>(core: &Core, items: Vec<T>, key: impl Fn(&T) -> &Bytes) -> Vec<(u32, Vec<(usize, T)>)> {
+fn partition<T>(
+    core: &Core,
+    items: Vec<T>,
+    key: impl Fn(&T) -> &Bytes,
+) -> Vec<(u32, Vec<(usize, T)>)> {
     let mut parts: Vec<(u32, Vec<(usize, T)>)> = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let g = core.shared.routing.group_of_key(key(&item));
@@ -308,7 +315,9 @@ pub async fn issue(core: &Rc<Core>, cmd: Command) -> Issued {
                             }
                         }
                         Reply::Error(_) => return reply,
-                        other => return Reply::err(format!("ERR unexpected shard reply {other:?}")),
+                        other => {
+                            return Reply::err(format!("ERR unexpected shard reply {other:?}"))
+                        }
                     }
                 }
                 Reply::Array(out)
@@ -344,7 +353,9 @@ pub async fn issue(core: &Rc<Core>, cmd: Command) -> Issued {
                 let keys = items.into_iter().map(|(_, k)| k).collect();
                 issued.push(issue_write(core, g, WriteOp::Del { keys }).await);
             }
-            Issued::Later(Box::pin(async move { sum_replies(resolve_all(issued).await) }))
+            Issued::Later(Box::pin(
+                async move { sum_replies(resolve_all(issued).await) },
+            ))
         }
         Command::Exists(keys) => {
             let parts = partition(core, keys, |k| k);
@@ -353,14 +364,18 @@ pub async fn issue(core: &Rc<Core>, cmd: Command) -> Issued {
                 let keys = items.into_iter().map(|(_, k)| k).collect();
                 issued.push(issue_read(core, g, ReadOp::Exists { keys }).await);
             }
-            Issued::Later(Box::pin(async move { sum_replies(resolve_all(issued).await) }))
+            Issued::Later(Box::pin(
+                async move { sum_replies(resolve_all(issued).await) },
+            ))
         }
         Command::DbSize => {
             let mut issued = Vec::new();
             for g in all_groups(core) {
                 issued.push(issue_read(core, g, ReadOp::DbSize).await);
             }
-            Issued::Later(Box::pin(async move { sum_replies(resolve_all(issued).await) }))
+            Issued::Later(Box::pin(
+                async move { sum_replies(resolve_all(issued).await) },
+            ))
         }
         Command::FlushAll => {
             let mut issued = Vec::new();
@@ -385,7 +400,9 @@ pub async fn issue(core: &Rc<Core>, cmd: Command) -> Issued {
                     match r {
                         Reply::Array(mut part) => keys.append(&mut part),
                         Reply::Error(_) => return r,
-                        other => return Reply::err(format!("ERR unexpected shard reply {other:?}")),
+                        other => {
+                            return Reply::err(format!("ERR unexpected shard reply {other:?}"))
+                        }
                     }
                 }
                 Reply::Array(keys)

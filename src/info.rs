@@ -70,7 +70,8 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
     let sh = &core.shared;
     let cfg = &sh.config;
     let mut out = String::new();
-    let sum = |f: &dyn Fn(&crate::core::CoreStats) -> u64| -> u64 { sh.core_stats.iter().map(f).sum() };
+    let sum =
+        |f: &dyn Fn(&crate::core::CoreStats) -> u64| -> u64 { sh.core_stats.iter().map(f).sum() };
     if wants(sections, "server", true) {
         let _ = write!(
             out,
@@ -107,8 +108,16 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
         );
     }
     if wants(sections, "keyspace", true) {
-        let keys: u64 = sh.group_stats.iter().map(|g| g.keys.load(Ordering::Relaxed)).sum();
-        let expires: u64 = sh.group_stats.iter().map(|g| g.expires.load(Ordering::Relaxed)).sum();
+        let keys: u64 = sh
+            .group_stats
+            .iter()
+            .map(|g| g.keys.load(Ordering::Relaxed))
+            .sum();
+        let expires: u64 = sh
+            .group_stats
+            .iter()
+            .map(|g| g.expires.load(Ordering::Relaxed))
+            .sum();
         out.push_str("# Keyspace\r\n");
         if keys > 0 {
             let _ = write!(out, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
@@ -120,7 +129,11 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
             out,
             "# Leasekv\r\ncores:{}\r\ncore_cpus:{}\r\ngroups:{}\r\n",
             cfg.cores.len(),
-            cfg.cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+            cfg.cores
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             sh.routing.groups(),
         );
         for (i, s) in sh.core_stats.iter().enumerate() {
@@ -138,7 +151,8 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
         for g in 0..sh.routing.groups() {
             let s = &sh.group_stats[g as usize];
             let (lo, hi) = sh.routing.slot_range(g);
-            let _ = write!(
+            let _ =
+                write!(
                 out,
                 "group{g}:core={},slots={lo}-{hi},role={},term={},commit={},applied={},keys={}\r\n",
                 sh.routing.core_of_group(g),

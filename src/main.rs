@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use leasekv::config::{self, Overrides};
 
 #[derive(Parser)]
-#[command(name = "leasekv", version, about = "Raft-replicated, thread-per-core key-value server speaking the Redis protocol")]
+#[command(
+    name = "leasekv",
+    version,
+    about = "Raft-replicated, thread-per-core key-value server speaking the Redis protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -41,7 +45,12 @@ fn main() -> ExitCode {
         Some(Cmd::Serve(a)) => a,
         None => ServeArgs::default(),
     };
-    let cores = match args.cores.as_deref().map(config::parse_core_list).transpose() {
+    let cores = match args
+        .cores
+        .as_deref()
+        .map(config::parse_core_list)
+        .transpose()
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("leasekv: --cores: {e}");

@@ -172,7 +172,9 @@ async fn core_main(
     match deadline(grace, driver_task).await {
         Some(Stop::Shutdown) => Ok(()),
         Some(Stop::Fatal(e)) => Err(e),
-        None => Err(format!("core {index}: Raft driver did not stop within {grace:?}")),
+        None => Err(format!(
+            "core {index}: Raft driver did not stop within {grace:?}"
+        )),
     }
 }
 
@@ -187,7 +189,11 @@ async fn start_core(
         .await
         .map_err(|e| format!("core {index}: cannot open WAL in {}: {e}", dir.display()))?;
     if let Some(repair) = &recovery.repaired_tail {
-        tracing::warn!(core = index, ?repair, "WAL tail was torn or corrupt and has been truncated");
+        tracing::warn!(
+            core = index,
+            ?repair,
+            "WAL tail was torn or corrupt and has been truncated"
+        );
     }
     let mut groups = HashMap::new();
     for &g in shared.routing.groups_on_core(index) {
@@ -196,8 +202,8 @@ async fn start_core(
             group: g,
             node_id: shared.config.node_id,
             bootstrap_voters: vec![shared.config.node_id],
-            election_ticks: shared.config.raft.election_ticks as usize,
-            heartbeat_ticks: shared.config.raft.heartbeat_ticks as usize,
+            election_ticks: shared.config.raft.election_ticks,
+            heartbeat_ticks: shared.config.raft.heartbeat_ticks,
             incarnation: shared.incarnation,
         };
         let recovered = Recovered {
@@ -228,7 +234,9 @@ async fn start_core(
         waiters: RefCell::new(Waiters::default()),
         driver_wake: LocalNotify::default(),
         shutdown: Latch::default(),
-        hop_permits: (0..ncores).map(|_| Rc::new(Semaphore::new(PER_SENDER as u64))).collect(),
+        hop_permits: (0..ncores)
+            .map(|_| Rc::new(Semaphore::new(PER_SENDER as u64)))
+            .collect(),
         clients: RefCell::new(HashMap::new()),
         shared,
     });
@@ -238,7 +246,7 @@ async fn start_core(
 
 async fn accept_loop(core: &Rc<Core>, listener: TcpListener) {
     let shared = core.shared.clone();
-    let max = shared.config.limits.max_clients as usize;
+    let max = shared.config.limits.max_clients;
     while let Some(res) = unless(&core.shutdown, listener.accept()).await {
         let stream = match res {
             Ok(s) => s,
@@ -254,12 +262,19 @@ async fn accept_loop(core: &Rc<Core>, listener: TcpListener) {
         if shared.clients.fetch_add(1, Ordering::AcqRel) >= max {
             shared.clients.fetch_sub(1, Ordering::AcqRel);
             stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(core = core.index, max, "max number of clients reached; rejecting");
+            tracing::info!(
+                core = core.index,
+                max,
+                "max number of clients reached; rejecting"
+            );
             let mut stream = stream;
-            let _ = deadline(Duration::from_millis(100), futures_lite::AsyncWriteExt::write_all(
-                &mut stream,
-                b"-ERR max number of clients reached\r\n",
-            ))
+            let _ = deadline(
+                Duration::from_millis(100),
+                futures_lite::AsyncWriteExt::write_all(
+                    &mut stream,
+                    b"-ERR max number of clients reached\r\n",
+                ),
+            )
             .await;
             continue;
         }

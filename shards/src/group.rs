@@ -20,8 +20,8 @@ use bytes::Bytes;
 use raft::eraftpb::{
     ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot,
 };
-use raft_proto::ConfChangeI;
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
+use raft_proto::ConfChangeI;
 
 use crate::kv::KvState;
 use crate::logger;
@@ -387,7 +387,10 @@ impl ShardGroup {
         let meta = snap.get_metadata();
         match KvState::restore(snap.get_data()) {
             Ok(kv) => self.kv = kv,
-            Err(e) => panic!("group {}: leader sent an undecodable snapshot: {e}", self.spec.group),
+            Err(e) => panic!(
+                "group {}: leader sent an undecodable snapshot: {e}",
+                self.spec.group
+            ),
         }
         self.raw.mut_store().apply_snapshot(snap.clone());
         self.applied_index = meta.index;
@@ -426,8 +429,7 @@ impl ShardGroup {
                     Some(Reply::Ok)
                 }
                 EntryType::EntryConfChangeV2 => {
-                    let cc: Result<ConfChangeV2, _> =
-                        protobuf::Message::parse_from_bytes(&e.data);
+                    let cc: Result<ConfChangeV2, _> = protobuf::Message::parse_from_bytes(&e.data);
                     self.apply_conf_change(cc, e.index);
                     Some(Reply::Ok)
                 }
@@ -461,11 +463,7 @@ impl ShardGroup {
         }
     }
 
-    fn apply_conf_change(
-        &mut self,
-        cc: Result<ConfChangeV2, protobuf::ProtobufError>,
-        index: u64,
-    ) {
+    fn apply_conf_change(&mut self, cc: Result<ConfChangeV2, protobuf::ProtobufError>, index: u64) {
         let cc = match cc {
             Ok(cc) => cc,
             Err(e) => {
@@ -510,9 +508,7 @@ impl ShardGroup {
         let term = raft::Storage::term(self.raw.store(), index).unwrap_or(self.applied_term);
         let conf_state: ConfState = self.raw.store().conf_state().clone();
         let data = Bytes::from(self.kv.snapshot());
-        self.raw
-            .mut_store()
-            .compact(index, term, conf_state, data);
+        self.raw.mut_store().compact(index, term, conf_state, data);
         let store = self.raw.store();
         Checkpoint {
             snapshot: store.current_snapshot(),

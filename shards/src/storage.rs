@@ -56,15 +56,13 @@ impl LogStorage {
         if let Some(hs) = hard_state {
             s.hard_state = hs;
         }
-        let mut expect = s.snapshot_meta.index + 1;
-        for e in &entries {
+        for (expect, e) in (s.snapshot_meta.index + 1..).zip(entries.iter()) {
             if e.index != expect {
                 return Err(format!(
                     "recovered log is not contiguous: expected index {expect}, found {}",
                     e.index
                 ));
             }
-            expect += 1;
         }
         s.entries = entries;
         // A commit index beyond what we hold cannot be trusted to apply; clamp it.
@@ -255,10 +253,11 @@ mod tests {
     use raft::Storage;
 
     fn ent(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e
+        Entry {
+            index,
+            term,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -291,8 +290,10 @@ mod tests {
 
     #[test]
     fn recover_checks_contiguity_and_commit() {
-        let mut hs = HardState::default();
-        hs.commit = 2;
+        let mut hs = HardState {
+            commit: 2,
+            ..Default::default()
+        };
         let ok = LogStorage::recover(&[1], None, Some(hs.clone()), vec![ent(1, 1), ent(2, 1)]);
         assert!(ok.is_ok());
         let gap = LogStorage::recover(&[1], None, None, vec![ent(2, 1)]);

@@ -4,8 +4,7 @@
 use bytes::Bytes;
 use raft::eraftpb::{Entry, HardState};
 use shards::{
-    Event, GroupSpec, LogCommand, ReadGate, ReadOp, Recovered, Reply, SetCond, ShardGroup,
-    WriteOp,
+    Event, GroupSpec, LogCommand, ReadGate, ReadOp, Recovered, Reply, SetCond, ShardGroup, WriteOp,
 };
 
 fn spec() -> GroupSpec {
@@ -98,8 +97,14 @@ fn elects_itself_applies_writes_only_after_persistence_and_gates_reads() {
     disk.persist(&work);
     g.on_persisted(work.number);
     let events = drive(&mut g, &mut disk);
-    assert!(events.contains(&Event::Applied { proposal: p, reply: Reply::Ok }));
-    assert!(events.contains(&Event::Applied { proposal: p2, reply: Reply::Ok }));
+    assert!(events.contains(&Event::Applied {
+        proposal: p,
+        reply: Reply::Ok
+    }));
+    assert!(events.contains(&Event::Applied {
+        proposal: p2,
+        reply: Reply::Ok
+    }));
     assert_eq!(g.read_local(&get("a"), 0), Reply::Bulk(Bytes::from("1")));
     assert_eq!(g.read_local(&get("b"), 0), Reply::Bulk(Bytes::from("2")));
 }
@@ -132,12 +137,22 @@ fn restart_replays_the_persisted_log_and_checkpoint() {
             .cloned()
             .collect(),
     };
-    let mut g2 = ShardGroup::new(GroupSpec { incarnation: 8, ..spec() }, rec).unwrap();
+    let mut g2 = ShardGroup::new(
+        GroupSpec {
+            incarnation: 8,
+            ..spec()
+        },
+        rec,
+    )
+    .unwrap();
     g2.campaign().unwrap();
     drive(&mut g2, &mut disk);
     assert_eq!(g2.read_gate(), ReadGate::Local);
     assert_eq!(g2.read_local(&get("k3"), 0), Reply::Bulk(Bytes::from("3")));
-    assert_eq!(g2.read_local(&get("after"), 0), Reply::Bulk(Bytes::from("x")));
+    assert_eq!(
+        g2.read_local(&get("after"), 0),
+        Reply::Bulk(Bytes::from("x"))
+    );
 }
 
 #[test]
