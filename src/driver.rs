@@ -107,6 +107,9 @@ impl Driver {
                     self.wal.append_hard_state(gid, hs);
                 }
                 persisted.push((gid, work.number));
+                // Publish before answering waiters, so INFO on any core reflects every
+                // write a client has seen acknowledged.
+                self.publish_stats(gid);
                 self.dispatch(gid, &mut events);
             }
 
@@ -130,7 +133,6 @@ impl Driver {
                     msgs.is_empty() || self.core.groups[&gid].borrow().voters().len() > 1
                 );
             }
-            self.publish_stats();
 
             if self.wal.log_bytes() > self.core.shared.config.raft.snapshot_log_bytes {
                 if let Err(e) = self.compact().await {
@@ -270,18 +272,18 @@ impl Driver {
         Ok(())
     }
 
-    fn publish_stats(&self) {
-        for &gid in &self.groups {
-            let g = self.core.groups[&gid].borrow();
-            let s = &self.core.shared.group_stats[gid as usize];
-            s.keys.store(g.kv().len() as u64, Ordering::Relaxed);
-            s.expires
-                .store(g.kv().expires_len() as u64, Ordering::Relaxed);
-            s.term.store(g.term(), Ordering::Relaxed);
-            s.applied.store(g.applied_index(), Ordering::Relaxed);
-            s.commit.store(g.commit_index(), Ordering::Relaxed);
-            s.leader.store(g.is_leader(), Ordering::Relaxed);
-        }
+    /// Publishes one group's counters for INFO on any core. Release pairs with INFO's
+    /// Acquire loads: a client that saw its write acknowledged sees it counted.
+    fn publish_stats(&self, gid: u32) {
+        let g = self.core.groups[&gid].borrow();
+        let s = &self.core.shared.group_stats[gid as usize];
+        s.keys.store(g.kv().len() as u64, Ordering::Release);
+        s.expires
+            .store(g.kv().expires_len() as u64, Ordering::Release);
+        s.term.store(g.term(), Ordering::Relaxed);
+        s.applied.store(g.applied_index(), Ordering::Relaxed);
+        s.commit.store(g.commit_index(), Ordering::Relaxed);
+        s.leader.store(g.is_leader(), Ordering::Relaxed);
     }
 
     /// After a WAL failure nothing pending can become durable: fail every waiter.

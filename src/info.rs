@@ -111,12 +111,12 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
         let keys: u64 = sh
             .group_stats
             .iter()
-            .map(|g| g.keys.load(Ordering::Relaxed))
+            .map(|g| g.keys.load(Ordering::Acquire))
             .sum();
         let expires: u64 = sh
             .group_stats
             .iter()
-            .map(|g| g.expires.load(Ordering::Relaxed))
+            .map(|g| g.expires.load(Ordering::Acquire))
             .sum();
         out.push_str("# Keyspace\r\n");
         if keys > 0 {
