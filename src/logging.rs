@@ -1,6 +1,8 @@
 //! tracing setup: RUST_LOG wins over the configured level; glommio's `log` records are
 //! bridged so its warnings (locked memory, ring setup) are visible.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init(level: &str) {
@@ -11,6 +13,8 @@ pub fn init(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: log files and test captures stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }
