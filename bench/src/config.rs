@@ -218,6 +218,13 @@ impl LoadConfig {
                 self.connections
             ));
         }
+        if self.connections < self.targets.len() {
+            return bad(format!(
+                "{} targets need at least as many connections, got {}",
+                self.targets.len(),
+                self.connections
+            ));
+        }
         if self.threads == 0 || self.threads > self.connections {
             return bad(format!(
                 "threads must be in 1..=connections ({}), got {}",
@@ -356,6 +363,11 @@ mod tests {
             |c| c.targets = vec!["nohost".into()],
             |c| c.targets = vec!["h:99999".into()],
             |c| c.connections = 0,
+            |c| {
+                c.targets = vec!["a:1".into(), "b:2".into()];
+                c.connections = 1;
+                c.threads = 1;
+            },
             |c| c.threads = 0,
             |c| c.threads = 17,
             |c| c.pipeline = 0,

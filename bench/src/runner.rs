@@ -233,6 +233,17 @@ enum Handle {
     Failed(String),
 }
 
+/// Keys connection `c` preloads, as (first, step): every target gets every key once, split
+/// over the connections to that target (connection `c` goes to target `c % targets` and is
+/// the `c / targets`-th connection there).
+fn preload_share(c: usize, connections: usize, targets: usize) -> (u64, usize) {
+    let targets = targets.max(1);
+    let t = c % targets;
+    // Connections c' < connections with c' % targets == t.
+    let peers = connections.saturating_sub(t).div_ceil(targets);
+    ((c / targets) as u64, peers.max(1))
+}
+
 async fn worker_main(
     shared: Arc<Shared>,
     plan: WorkerPlan,
@@ -259,11 +270,12 @@ async fn worker_main(
         let mut tasks = Vec::new();
         for (mut stream, &(c, addr)) in streams.into_iter().zip(&plan.conns) {
             let (format, value) = (format.clone(), value.clone());
-            let (total, keys) = (config.connections as u64, config.keys);
+            let (first, step) = preload_share(c, config.connections, config.targets.len());
+            let keys = config.keys;
             let depth = config.pipeline.max(PRELOAD_DEPTH);
             let timeout = config.timeout();
             tasks.push(glommio::spawn_local(async move {
-                let mine = (c as u64..keys).step_by(total as usize);
+                let mine = (first..keys).step_by(step);
                 let r = conn::preload(&mut stream, mine, &format, &value, depth, timeout).await;
                 (stream, addr, r)
             }));
@@ -363,4 +375,27 @@ async fn worker_main(
     };
     let stats = stats.borrow().clone();
     Ok(WorkerOutput { stats, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preload_share;
+
+    #[test]
+    fn preload_covers_every_key_once_per_target() {
+        for (connections, targets) in [(5, 2), (4, 4), (7, 3), (1, 1), (6, 1)] {
+            let keys = 50u64;
+            let mut seen = vec![vec![0u32; keys as usize]; targets];
+            for c in 0..connections {
+                let (first, step) = preload_share(c, connections, targets);
+                for k in (first..keys).step_by(step) {
+                    seen[c % targets][k as usize] += 1;
+                }
+            }
+            assert!(
+                seen.iter().flatten().all(|&n| n == 1),
+                "{connections} conns, {targets} targets: {seen:?}"
+            );
+        }
+    }
 }
