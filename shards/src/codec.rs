@@ -78,7 +78,7 @@ fn payload_hint(op: &WriteOp) -> usize {
     }
 }
 
-fn encode_op(e: &mut Enc, op: &WriteOp) {
+pub(crate) fn encode_op(e: &mut Enc, op: &WriteOp) {
     match op {
         WriteOp::Set {
             key,
@@ -185,7 +185,7 @@ fn expire_spec(e: &mut Enc, spec: &ExpireSpec) {
     }
 }
 
-fn decode_op(d: &mut Dec<'_>) -> Result<WriteOp, DecodeError> {
+pub(crate) fn decode_op(d: &mut Dec<'_>) -> Result<WriteOp, DecodeError> {
     let tag = d.u8()?;
     Ok(match tag {
         T_SET => {
@@ -276,11 +276,11 @@ fn bad(what: &str, tag: u8) -> DecodeError {
     DecodeError(format!("unknown {what} {tag}"))
 }
 
-fn zigzag(v: i64) -> u64 {
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(crate) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
@@ -322,14 +322,14 @@ impl Enc {
         self.0.extend_from_slice(b);
     }
 
-    fn list(&mut self, items: &[Bytes]) {
+    pub(crate) fn list(&mut self, items: &[Bytes]) {
         self.varint(items.len() as u64);
         for b in items {
             self.bytes(b);
         }
     }
 
-    fn pairs(&mut self, pairs: &[(Bytes, Bytes)]) {
+    pub(crate) fn pairs(&mut self, pairs: &[(Bytes, Bytes)]) {
         self.varint(pairs.len() as u64);
         for (k, v) in pairs {
             self.bytes(k);
@@ -428,12 +428,12 @@ impl<'a> Dec<'a> {
         Ok(Bytes::copy_from_slice(self.take(n)?))
     }
 
-    fn list(&mut self) -> Result<Vec<Bytes>, DecodeError> {
+    pub(crate) fn list(&mut self) -> Result<Vec<Bytes>, DecodeError> {
         let n = self.len(1)?;
         (0..n).map(|_| self.bytes()).collect()
     }
 
-    fn pairs(&mut self) -> Result<Vec<(Bytes, Bytes)>, DecodeError> {
+    pub(crate) fn pairs(&mut self) -> Result<Vec<(Bytes, Bytes)>, DecodeError> {
         let n = self.len(2)?;
         (0..n).map(|_| Ok((self.bytes()?, self.bytes()?))).collect()
     }

@@ -12,6 +12,7 @@ mod logger;
 pub mod ops;
 pub mod reply;
 pub mod storage;
+pub mod wire;
 
 pub use group::{Checkpoint, Event, GroupSpec, ReadGate, ReadyWork, Recovered, ShardGroup};
 pub use kv::KvState;
