@@ -24,8 +24,11 @@
 //! longer length prefix closes the connection (logged). Nothing is interpreted inside.
 //!
 //! **Backoff.** A failed connect, handshake or write closes the connection; the writer
-//! waits an exponentially growing, jittered delay in `backoff_min..=backoff_max` (reset by
-//! a successful handshake) and reconnects. Frames keep queueing meanwhile.
+//! waits an exponentially growing, jittered delay in `backoff_min..=backoff_max` and
+//! reconnects (whether or not frames are queued: the connection is kept once opened).
+//! The delay starts over at `backoff_min` only after a connection that lasted at least
+//! `backoff_max`, so a peer that accepts and drops at once is not hammered. Frames keep
+//! queueing meanwhile.
 //!
 //! **Bounds.** Outbound: per (peer, lane) at most `max_queue_bytes` of queued wire bytes
 //! (frame + 4), or a single frame if it alone is larger; beyond that `send` returns

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -55,12 +55,17 @@ async fn run(shared: &Shared, peer: u64, lane: Lane, gen: u64) -> Option<()> {
                 continue;
             }
         };
-        backoff.reset();
         failing = false;
         shared.set_connected(peer, lane, gen, true);
         tracing::debug!(peer, ?lane, %addr, "transport: connected");
+        let since = Instant::now();
         let why = pump(shared, peer, lane, &work, &mut stream).await?;
         shared.set_connected(peer, lane, gen, false);
+        // A connection that is accepted and then dies at once (a flapping or misbehaving
+        // peer) keeps backing off; one that lived a while starts over at backoff_min.
+        if since.elapsed() >= cfg.backoff_max {
+            backoff.reset();
+        }
         tracing::info!(peer, ?lane, %addr, "transport: connection closed: {why}; reconnecting");
         drop(stream);
         glommio::timer::sleep(backoff.next_delay()).await;
