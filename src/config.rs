@@ -10,6 +10,11 @@
 //! groups = 4              # default: 2 per core
 //! placement = [0, 1, 0, 1] # group -> index into `cores`; default round-robin
 //! log_level = "info"
+//! # Cluster settings; leave `nodes` out to run a single node.
+//! cluster_id = "leasekv"  # a node only talks to nodes with the same id
+//! replication = 3         # voters per group, 1..=7 (capped at the number of nodes)
+//! redirect = "proxy"      # or "moved": how a node answers for a group it does not lead
+//! metrics_addr = "127.0.0.1:9100" # reserved
 //!
 //! [raft]
 //! tick_ms = 10
@@ -25,9 +30,26 @@
 //! request_timeout_ms = 5000
 //! idle_frame_timeout_ms = 30000
 //! write_timeout_ms = 30000
+//!
+//! [transport]
+//! max_queue_bytes = 16777216  # per peer per lane
+//! connect_timeout_ms = 1000
+//! backoff_min_ms = 50
+//! backoff_max_ms = 2000
+//! max_frame_bytes = 538968064 # > max_bulk_bytes + 1 MiB; default max(64 MiB, that + 2 MiB)
+//!
+//! [[nodes]]                  # one table per node, this one included
+//! id = 1
+//! raft = "127.0.0.1:7000"    # core index c listens on port 7000 + c
+//! client = "127.0.0.1:6379"  # `listen` defaults to (and must equal) this node's `client`
+//!
+//! [[nodes]]
+//! id = 2
+//! raft = "127.0.0.1:7100"
+//! client = "127.0.0.1:6380"
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,6 +83,114 @@ pub struct Config {
     pub log_level: String,
     pub raft: RaftConfig,
     pub limits: LimitsConfig,
+    /// Cluster members, sorted by id, ids unique; empty = single-node. When non-empty it lists
+    /// `node_id`, `listen` equals that node's `client`, and no two nodes claim the same
+    /// address (each claims `client` and `raft` port + c for every core index c).
+    pub nodes: Vec<NodeSpec>,
+    /// Voters per group, `1..=7`; see [`Config::group_voters`].
+    pub replication: u32,
+    pub redirect: Redirect,
+    /// Identifies the cluster in every transport handshake; 1..=255 bytes, no control chars.
+    pub cluster_id: String,
+    pub transport: TransportSettings,
+    /// Reserved for a metrics endpoint.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// One `[[nodes]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// Raft id, >= 1.
+    pub id: u64,
+    /// Raft base address: core c of this node listens on port + c (port != 0).
+    pub raft: SocketAddr,
+    /// Redis client address (port != 0).
+    pub client: SocketAddr,
+}
+
+impl NodeSpec {
+    /// The Raft address of core index `core` on this node. See [`Config::raft_addr_for_core`].
+    pub fn raft_addr(&self, core: usize) -> SocketAddr {
+        Config::raft_addr_for_core(self, core)
+    }
+}
+
+/// How a node answers a request for a group whose leader is elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Redirect {
+    /// Forward the request to the leader and relay its reply.
+    #[default]
+    Proxy,
+    /// Answer `-MOVED` with the leader's client address.
+    Moved,
+}
+
+/// `[transport]`: the per-core Raft transport between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportSettings {
+    /// Outbound bytes queued per peer per lane before sends are refused, >= 64 KiB.
+    pub max_queue_bytes: usize,
+    /// `1..=60000` ms.
+    pub connect_timeout_ms: u64,
+    /// First reconnect delay, >= 1 ms.
+    pub backoff_min_ms: u64,
+    /// Largest reconnect delay, `backoff_min_ms..=600000` ms.
+    pub backoff_max_ms: u64,
+    /// Largest frame, > `limits.max_bulk_bytes` + 1 MiB (a forwarded maximal SET must fit)
+    /// and <= u32::MAX (the length prefix).
+    pub max_frame_bytes: usize,
+}
+
+impl TransportSettings {
+    /// Defaults; `max_frame_bytes` depends on `limits.max_bulk_bytes`.
+    pub fn defaults_for(max_bulk_bytes: usize) -> Self {
+        TransportSettings {
+            max_queue_bytes: 16 * MIB as usize,
+            connect_timeout_ms: 1000,
+            backoff_min_ms: 50,
+            backoff_max_ms: 2000,
+            max_frame_bytes: (64 * MIB as usize)
+                .max(max_bulk_bytes.saturating_add(2 * MIB as usize)),
+        }
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn backoff_min(&self) -> Duration {
+        Duration::from_millis(self.backoff_min_ms)
+    }
+
+    pub fn backoff_max(&self) -> Duration {
+        Duration::from_millis(self.backoff_max_ms)
+    }
+}
+
+/// `[transport]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransportFile {
+    max_queue_bytes: Option<usize>,
+    connect_timeout_ms: Option<u64>,
+    backoff_min_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    max_frame_bytes: Option<usize>,
+}
+
+impl TransportFile {
+    fn resolve(self, max_bulk_bytes: usize) -> TransportSettings {
+        let d = TransportSettings::defaults_for(max_bulk_bytes);
+        TransportSettings {
+            max_queue_bytes: self.max_queue_bytes.unwrap_or(d.max_queue_bytes),
+            connect_timeout_ms: self.connect_timeout_ms.unwrap_or(d.connect_timeout_ms),
+            backoff_min_ms: self.backoff_min_ms.unwrap_or(d.backoff_min_ms),
+            backoff_max_ms: self.backoff_max_ms.unwrap_or(d.backoff_max_ms),
+            max_frame_bytes: self.max_frame_bytes.unwrap_or(d.max_frame_bytes),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -173,6 +303,14 @@ struct FileConfig {
     raft: RaftConfig,
     #[serde(default)]
     limits: LimitsConfig,
+    #[serde(default)]
+    nodes: Vec<NodeSpec>,
+    replication: Option<u32>,
+    redirect: Option<Redirect>,
+    cluster_id: Option<String>,
+    #[serde(default)]
+    transport: TransportFile,
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// Why a configuration could not be loaded. Display names the file, the key and the reason.
@@ -286,13 +424,19 @@ pub fn resolve(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError
         }
         None => Vec::new(),
     };
+    let node_id = file.node_id.unwrap_or(1);
+    let mut nodes = file.nodes;
+    nodes.sort_by_key(|n| n.id);
+    // In a cluster the client address is written once, in [[nodes]]; `listen` may repeat it
+    // (validation rejects a different value).
+    let default_listen = match nodes.iter().find(|n| n.id == node_id) {
+        Some(me) => me.client.to_string(),
+        None => "127.0.0.1:6379".to_owned(),
+    };
+    let transport = file.transport.resolve(file.limits.max_bulk_bytes);
     let config = Config {
-        node_id: file.node_id.unwrap_or(1),
-        listen: o
-            .listen
-            .clone()
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:6379".to_owned()),
+        node_id,
+        listen: o.listen.clone().or(file.listen).unwrap_or(default_listen),
         data_dir: o
             .data_dir
             .clone()
@@ -304,6 +448,12 @@ pub fn resolve(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError
         log_level: file.log_level.unwrap_or_else(|| "info".to_owned()),
         raft: file.raft,
         limits: file.limits,
+        nodes,
+        replication: file.replication.unwrap_or(3),
+        redirect: file.redirect.unwrap_or_default(),
+        cluster_id: file.cluster_id.unwrap_or_else(|| "leasekv".to_owned()),
+        transport,
+        metrics_addr: file.metrics_addr,
     };
     config.check(&allowed).map_err(err)?;
     Ok(config)
@@ -380,7 +530,9 @@ impl Config {
         self.check_cores(allowed)?;
         self.check_groups()?;
         self.check_raft()?;
-        self.check_limits()
+        self.check_limits()?;
+        self.check_transport()?;
+        self.check_cluster()
     }
 
     fn check_cores(&self, allowed: &[usize]) -> Result<(), ErrorKind> {
@@ -496,6 +648,222 @@ impl Config {
             Some((key, v)) => Err(invalid(key, v, "must be >= 1")),
             None => Ok(()),
         }
+    }
+
+    fn check_transport(&self) -> Result<(), ErrorKind> {
+        let t = &self.transport;
+        if t.max_queue_bytes < 64 * KIB as usize {
+            return Err(invalid(
+                "transport.max_queue_bytes",
+                t.max_queue_bytes,
+                "must be >= 65536 (64 KiB)",
+            ));
+        }
+        if !(1..=60_000).contains(&t.connect_timeout_ms) {
+            return Err(invalid(
+                "transport.connect_timeout_ms",
+                t.connect_timeout_ms,
+                "must be in 1..=60000",
+            ));
+        }
+        if t.backoff_min_ms < 1 {
+            return Err(invalid(
+                "transport.backoff_min_ms",
+                t.backoff_min_ms,
+                "must be >= 1",
+            ));
+        }
+        if !(t.backoff_min_ms..=600_000).contains(&t.backoff_max_ms) {
+            return Err(invalid(
+                "transport.backoff_max_ms",
+                t.backoff_max_ms,
+                format!(
+                    "must be in transport.backoff_min_ms ({})..=600000",
+                    t.backoff_min_ms
+                ),
+            ));
+        }
+        let floor = self.limits.max_bulk_bytes as u64 + MIB;
+        if t.max_frame_bytes as u64 <= floor {
+            return Err(invalid(
+                "transport.max_frame_bytes",
+                t.max_frame_bytes,
+                format!(
+                    "must exceed limits.max_bulk_bytes + 1 MiB ({floor}) so a forwarded \
+                     maximal value fits in one frame"
+                ),
+            ));
+        }
+        if t.max_frame_bytes as u64 > u64::from(u32::MAX) {
+            return Err(invalid(
+                "transport.max_frame_bytes",
+                t.max_frame_bytes,
+                "must be <= 4294967295 (the frame length prefix is 32 bits)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_cluster(&self) -> Result<(), ErrorKind> {
+        if !(1..=7).contains(&self.replication) {
+            return Err(invalid("replication", self.replication, "must be in 1..=7"));
+        }
+        let id = &self.cluster_id;
+        if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
+            return Err(invalid(
+                "cluster_id",
+                id,
+                "must be 1..=255 bytes without control characters",
+            ));
+        }
+        if self.nodes.is_empty() {
+            return Ok(());
+        }
+        self.check_nodes()?;
+        let Some(me) = self.node(self.node_id) else {
+            let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+            return Err(invalid(
+                "node_id",
+                self.node_id,
+                format!("is not one of the [[nodes]] ids {ids:?}"),
+            ));
+        };
+        if self.listen.parse::<SocketAddr>().ok() != Some(me.client) {
+            return Err(invalid(
+                "listen",
+                &self.listen,
+                format!(
+                    "must equal this node's client address in [[nodes]] ({}), or be left out",
+                    me.client
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ids >= 1 and unique, ports non-zero, every core's Raft port fits in u16, no address
+    /// claimed twice. Every node is assumed to run as many cores as this one: a group lives
+    /// on the same core index everywhere.
+    fn check_nodes(&self) -> Result<(), ErrorKind> {
+        let last_core = self.cores.len().saturating_sub(1);
+        let mut ids = BTreeSet::new();
+        let mut claimed: HashMap<SocketAddr, String> = HashMap::new();
+        for n in &self.nodes {
+            if n.id == 0 {
+                return Err(invalid("nodes", n.id, "contain id 0; ids must be >= 1"));
+            }
+            if !ids.insert(n.id) {
+                return Err(invalid("nodes", n.id, format!("list id {} twice", n.id)));
+            }
+            if n.raft.port() == 0 || n.client.port() == 0 {
+                return Err(invalid(
+                    "nodes",
+                    n.id,
+                    format!("node {}: raft and client ports must not be 0", n.id),
+                ));
+            }
+            if usize::from(n.raft.port()) + last_core > usize::from(u16::MAX) {
+                return Err(invalid(
+                    "nodes",
+                    n.raft,
+                    format!(
+                        "node {}: raft port {} + {last_core} (one port per core) exceeds 65535",
+                        n.id,
+                        n.raft.port()
+                    ),
+                ));
+            }
+            let mut claims = vec![(n.client, format!("node {} client", n.id))];
+            claims.extend((0..=last_core).map(|c| {
+                let what = format!("node {} raft (core index {c})", n.id);
+                (Config::raft_addr_for_core(n, c), what)
+            }));
+            for (addr, what) in claims {
+                if let Some(other) = claimed.insert(addr, what.clone()) {
+                    return Err(invalid(
+                        "nodes",
+                        addr,
+                        format!("is used by both {other} and {what}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True when `[[nodes]]` lists a cluster (even a one-node one).
+    pub fn is_cluster(&self) -> bool {
+        !self.nodes.is_empty()
+    }
+
+    /// The `[[nodes]]` entry with this id.
+    pub fn node(&self, id: u64) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Every node except this one, by ascending id (empty when single-node).
+    pub fn peers(&self) -> Vec<NodeSpec> {
+        self.nodes
+            .iter()
+            .filter(|n| n.id != self.node_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Raft address of core index `core` on `node`: its `raft` port + `core`.
+    ///
+    /// # Panics
+    /// If that port exceeds 65535; validation guarantees it does not for `core <
+    /// cores.len()`.
+    pub fn raft_addr_for_core(node: &NodeSpec, core: usize) -> SocketAddr {
+        let port = u16::try_from(usize::from(node.raft.port()) + core)
+            .expect("raft port + core index is validated to fit in u16");
+        SocketAddr::new(node.raft.ip(), port)
+    }
+
+    /// The voters of group `g`: `min(replication, nodes)` node ids, taken from the nodes
+    /// sorted by id starting at index `g % nodes`, wrapping. Single-node: just `node_id`.
+    /// Deterministic, so every node computes the same set.
+    pub fn group_voters(&self, g: u32) -> Vec<u64> {
+        let n = self.nodes.len();
+        if n == 0 {
+            return vec![self.node_id];
+        }
+        // `nodes` is kept sorted by id (resolve sorts it); sort again in case it was edited.
+        let mut ids: Vec<u64> = self.nodes.iter().map(|s| s.id).collect();
+        ids.sort_unstable();
+        let k = (self.replication as usize).min(n);
+        let start = g as usize % n;
+        (0..k).map(|i| ids[(start + i) % n]).collect()
+    }
+
+    /// The transport settings of core index `core` (None when single-node). Every peer's
+    /// address in the map is its Raft address for the same core index.
+    pub fn transport_for_core(
+        &self,
+        core: usize,
+    ) -> Option<(crate::transport::TransportConfig, HashMap<u64, SocketAddr>)> {
+        let me = self.node(self.node_id)?;
+        let t = &self.transport;
+        let cfg = crate::transport::TransportConfig {
+            cluster_id: self.cluster_id.clone(),
+            node_id: self.node_id,
+            core,
+            listen: Config::raft_addr_for_core(me, core),
+            max_queue_bytes: t.max_queue_bytes,
+            max_frame_bytes: t.max_frame_bytes,
+            connect_timeout: t.connect_timeout(),
+            backoff_min: t.backoff_min(),
+            backoff_max: t.backoff_max(),
+            inbound_capacity: crate::transport::DEFAULT_INBOUND_CAPACITY,
+            write_stall_timeout: crate::transport::DEFAULT_WRITE_STALL_TIMEOUT,
+        };
+        let peers = self
+            .peers()
+            .iter()
+            .map(|p| (p.id, Config::raft_addr_for_core(p, core)))
+            .collect();
+        Some((cfg, peers))
     }
 }
 
@@ -1003,5 +1371,373 @@ write_timeout_ms = 300
             "[0-3, 8, 10-11]"
         );
         assert_eq!(format_core_list(&[5]), "[5]");
+    }
+
+    /// `[[nodes]]` for ids 1..=n on 127.0.0.1: raft ports 7000 + 10 * id, client 6000 + id.
+    fn nodes_toml(ids: &[u64]) -> String {
+        ids.iter()
+            .map(|id| {
+                format!(
+                    "[[nodes]]\nid = {id}\nraft = \"127.0.0.1:{}\"\nclient = \"127.0.0.1:{}\"\n",
+                    7000 + 10 * id,
+                    6000 + id
+                )
+            })
+            .collect()
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("socket address")
+    }
+
+    #[test]
+    fn module_doc_example_is_valid() {
+        let src = include_str!("config.rs");
+        let start = src.find("//! ```toml\n").expect("example") + "//! ```toml\n".len();
+        let len = src[start..].find("//! ```\n").expect("example end");
+        let text: String = src[start..start + len]
+            .lines()
+            .map(|l| l.trim_start_matches("//!").trim_start())
+            // The CPUs are this machine's; the example's are illustrative.
+            .filter(|l| !l.starts_with("cores") && !l.starts_with("placement"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = load_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c.peers().len(), 1);
+        assert_eq!(c.transport.max_frame_bytes, (512 + 2) << 20);
+    }
+
+    #[test]
+    fn cluster_defaults() {
+        let c = load(None).expect("defaults");
+        assert!(c.nodes.is_empty());
+        assert!(!c.is_cluster());
+        assert!(c.peers().is_empty());
+        assert_eq!(c.node(1), None);
+        assert_eq!(c.replication, 3);
+        assert_eq!(c.redirect, Redirect::Proxy);
+        assert_eq!(c.cluster_id, "leasekv");
+        assert_eq!(c.metrics_addr, None);
+        assert_eq!(c.group_voters(0), vec![1]);
+        assert_eq!(c.group_voters(7), vec![1]);
+        assert!(c.transport_for_core(0).is_none());
+        let t = &c.transport;
+        assert_eq!(t.max_queue_bytes, 16 << 20);
+        assert_eq!(t.connect_timeout(), Duration::from_secs(1));
+        assert_eq!(t.backoff_min(), Duration::from_millis(50));
+        assert_eq!(t.backoff_max(), Duration::from_secs(2));
+        // 64 MiB unless the largest bulk value needs more: the default max_bulk_bytes is 512
+        // MiB, so 514 MiB.
+        assert_eq!(t.max_frame_bytes, (512 + 2) << 20);
+        let c = load_text("[limits]\nmax_bulk_bytes = 1024\n").expect("valid");
+        assert_eq!(c.transport.max_frame_bytes, 64 << 20);
+        // A partial [transport] keeps the other defaults.
+        let c = load_text("[transport]\nbackoff_max_ms = 100\n").expect("valid");
+        assert_eq!(c.transport.backoff_max_ms, 100);
+        assert_eq!(c.transport.backoff_min_ms, 50);
+        assert_eq!(c.transport.max_frame_bytes, (512 + 2) << 20);
+    }
+
+    #[test]
+    fn cluster_file() {
+        let c = load_text(&format!(
+            r#"
+node_id = 2
+cluster_id = "prod-eu"
+replication = 2
+redirect = "moved"
+metrics_addr = "127.0.0.1:9100"
+{}
+[transport]
+max_queue_bytes = 65536
+connect_timeout_ms = 250
+backoff_min_ms = 10
+backoff_max_ms = 10
+max_frame_bytes = 600000000
+"#,
+            // Written out of order: kept sorted by id.
+            nodes_toml(&[3, 1, 2])
+        ))
+        .expect("valid cluster file");
+        assert!(c.is_cluster());
+        assert_eq!(c.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            c.listen_addr(),
+            addr("127.0.0.1:6002"),
+            "listen defaults to our client"
+        );
+        assert_eq!(c.cluster_id, "prod-eu");
+        assert_eq!(c.replication, 2);
+        assert_eq!(c.redirect, Redirect::Moved);
+        assert_eq!(c.metrics_addr, Some(addr("127.0.0.1:9100")));
+        assert_eq!(
+            c.transport,
+            TransportSettings {
+                max_queue_bytes: 65536,
+                connect_timeout_ms: 250,
+                backoff_min_ms: 10,
+                backoff_max_ms: 10,
+                max_frame_bytes: 600_000_000,
+            }
+        );
+        let peers: Vec<u64> = c.peers().iter().map(|n| n.id).collect();
+        assert_eq!(peers, [1, 3]);
+        let n3 = c.node(3).expect("node 3").clone();
+        assert_eq!(n3.client, addr("127.0.0.1:6003"));
+        assert_eq!(Config::raft_addr_for_core(&n3, 0), addr("127.0.0.1:7030"));
+        assert_eq!(n3.raft_addr(1), addr("127.0.0.1:7031"));
+        assert_eq!(c.node(4), None);
+        // replication 2 of 3 nodes, starting at g % 3.
+        assert_eq!(c.group_voters(0), vec![1, 2]);
+        assert_eq!(c.group_voters(1), vec![2, 3]);
+        assert_eq!(c.group_voters(2), vec![3, 1]);
+        assert_eq!(c.group_voters(5), vec![3, 1]);
+        let (t, peers) = c.transport_for_core(1).expect("cluster");
+        assert_eq!(t.node_id, 2);
+        assert_eq!(t.core, 1);
+        assert_eq!(t.cluster_id, "prod-eu");
+        assert_eq!(t.listen, addr("127.0.0.1:7021"));
+        assert_eq!(t.max_queue_bytes, 65536);
+        assert_eq!(t.max_frame_bytes, 600_000_000);
+        assert_eq!(t.connect_timeout, Duration::from_millis(250));
+        assert_eq!(
+            (t.backoff_min, t.backoff_max),
+            (Duration::from_millis(10), Duration::from_millis(10))
+        );
+        assert_eq!(
+            peers,
+            HashMap::from([(1, addr("127.0.0.1:7011")), (3, addr("127.0.0.1:7031"))])
+        );
+        // listen may repeat the client address.
+        let c = load_text(&format!(
+            "node_id = 1\nlisten = \"127.0.0.1:6001\"\n{}",
+            nodes_toml(&[1, 2])
+        ))
+        .expect("listen equal to client");
+        assert_eq!(c.listen_addr(), addr("127.0.0.1:6001"));
+    }
+
+    #[test]
+    fn group_voters_wrap_and_cap() {
+        let c = load_text(&nodes_toml(&[1, 2, 3, 4, 5])).expect("valid");
+        assert_eq!(c.group_voters(0), vec![1, 2, 3]);
+        assert_eq!(c.group_voters(3), vec![4, 5, 1]);
+        assert_eq!(c.group_voters(4), vec![5, 1, 2]);
+        assert_eq!(c.group_voters(u32::MAX), c.group_voters(u32::MAX % 5));
+        // More replicas than nodes: every node, still rotated.
+        let c = load_text(&format!("replication = 7\n{}", nodes_toml(&[1, 2, 3]))).expect("valid");
+        assert_eq!(c.group_voters(1), vec![2, 3, 1]);
+        let c = load_text(&format!("replication = 1\n{}", nodes_toml(&[1, 2]))).expect("valid");
+        assert_eq!(c.group_voters(0), vec![1]);
+        assert_eq!(c.group_voters(1), vec![2]);
+        // A one-node cluster is still a cluster, without peers.
+        let c = load_text(&nodes_toml(&[1])).expect("valid");
+        assert!(c.is_cluster() && c.peers().is_empty());
+        assert_eq!(c.group_voters(3), vec![1]);
+        let (_, peers) = c.transport_for_core(0).expect("cluster");
+        assert!(peers.is_empty());
+    }
+
+    #[test]
+    fn cluster_validation_errors_name_the_key() {
+        let three = nodes_toml(&[1, 2, 3]);
+        let two_cores = cpus().len() >= 2;
+        let mut cases: Vec<(String, &str, &str)> = vec![
+            ("replication = 0".into(), "replication (0)", "1..=7"),
+            ("replication = 8".into(), "replication (8)", "1..=7"),
+            ("cluster_id = \"\"".into(), "cluster_id", "1..=255 bytes"),
+            ("cluster_id = \"a\\tb\"".into(), "cluster_id", "control"),
+            (
+                format!("cluster_id = \"{}\"", "x".repeat(256)),
+                "cluster_id",
+                "1..=255",
+            ),
+            (
+                "[transport]\nmax_queue_bytes = 65535".into(),
+                "transport.max_queue_bytes (65535)",
+                ">= 65536",
+            ),
+            (
+                "[transport]\nconnect_timeout_ms = 0".into(),
+                "transport.connect_timeout_ms (0)",
+                "1..=60000",
+            ),
+            (
+                "[transport]\nconnect_timeout_ms = 60001".into(),
+                "transport.connect_timeout_ms (60001)",
+                "1..=60000",
+            ),
+            (
+                "[transport]\nbackoff_min_ms = 0".into(),
+                "transport.backoff_min_ms (0)",
+                ">= 1",
+            ),
+            (
+                "[transport]\nbackoff_min_ms = 100\nbackoff_max_ms = 99".into(),
+                "transport.backoff_max_ms (99)",
+                "backoff_min_ms (100)..=600000",
+            ),
+            (
+                "[transport]\nbackoff_max_ms = 600001".into(),
+                "transport.backoff_max_ms (600001)",
+                "..=600000",
+            ),
+            (
+                // The default max_bulk_bytes (512 MiB) does not fit 64 MiB frames.
+                "[transport]\nmax_frame_bytes = 67108864".into(),
+                "transport.max_frame_bytes (67108864)",
+                "must exceed limits.max_bulk_bytes + 1 MiB (537919488)",
+            ),
+            (
+                "[limits]\nmax_bulk_bytes = 1024\n[transport]\nmax_frame_bytes = 1049600".into(),
+                "transport.max_frame_bytes (1049600)",
+                "must exceed",
+            ),
+            (
+                "[transport]\nmax_frame_bytes = 4294967296".into(),
+                "transport.max_frame_bytes (4294967296)",
+                "32 bits",
+            ),
+            (
+                format!("node_id = 4\n{three}"),
+                "node_id (4)",
+                "is not one of the [[nodes]] ids [1, 2, 3]",
+            ),
+            (
+                format!("listen = \"127.0.0.1:6379\"\n{three}"),
+                "listen (\"127.0.0.1:6379\")",
+                "must equal this node's client address in [[nodes]] (127.0.0.1:6001)",
+            ),
+            (nodes_toml(&[1, 2, 2]), "nodes (2)", "list id 2 twice"),
+            (
+                format!("{three}{}", nodes_toml(&[0])),
+                "nodes (0)",
+                "ids must be >= 1",
+            ),
+            (
+                "[[nodes]]\nid = 1\nraft = \"127.0.0.1:0\"\nclient = \"127.0.0.1:6001\"".into(),
+                "nodes (1)",
+                "must not be 0",
+            ),
+            (
+                format!(
+                    "{}[[nodes]]\nid = 2\nraft = \"127.0.0.1:7010\"\nclient = \"127.0.0.1:6002\"",
+                    nodes_toml(&[1])
+                ),
+                "nodes (127.0.0.1:7010)",
+                "is used by both node 1 raft (core index 0) and node 2 raft (core index 0)",
+            ),
+            (
+                format!(
+                    "{}[[nodes]]\nid = 2\nraft = \"127.0.0.1:7020\"\nclient = \"127.0.0.1:7010\"",
+                    nodes_toml(&[1])
+                ),
+                "nodes (127.0.0.1:7010)",
+                "is used by both node 1 raft (core index 0) and node 2 client",
+            ),
+        ];
+        if two_cores {
+            // Core index 1 of node 1 uses 7011.
+            cases.push((
+                format!(
+                    "{}[[nodes]]\nid = 2\nraft = \"127.0.0.1:7011\"\nclient = \"127.0.0.1:6002\"",
+                    nodes_toml(&[1])
+                ),
+                "nodes (127.0.0.1:7011)",
+                "node 1 raft (core index 1) and node 2 raft (core index 0)",
+            ));
+            cases.push((
+                "[[nodes]]\nid = 1\nraft = \"127.0.0.1:65535\"\nclient = \"127.0.0.1:6001\"".into(),
+                "nodes (127.0.0.1:65535)",
+                "exceeds 65535",
+            ));
+        }
+        for (text, key, reason) in cases {
+            let msg = error_of(&text);
+            assert!(
+                msg.starts_with(&format!("config F: {key}")),
+                "{text:?}: {msg}"
+            );
+            assert!(msg.contains(reason), "{text:?}: {msg}");
+        }
+        // Boundaries that are allowed.
+        for ok in [
+            "replication = 1".to_owned(),
+            "replication = 7".to_owned(),
+            format!("cluster_id = \"{}\"", "x".repeat(255)),
+            "[transport]\nmax_queue_bytes = 65536\nconnect_timeout_ms = 60000\nbackoff_min_ms = 1\nbackoff_max_ms = 600000".to_owned(),
+            "[limits]\nmax_bulk_bytes = 1024\n[transport]\nmax_frame_bytes = 1049601".to_owned(),
+            "[[nodes]]\nid = 1\nraft = \"127.0.0.1:65535\"\nclient = \"127.0.0.1:6001\"".to_owned(),
+        ] {
+            // The last one needs a single core: port 65535 is core index 0's.
+            let text = if ok.contains("65535") {
+                format!("cores = [{}]\n{ok}", cpus()[0])
+            } else {
+                ok
+            };
+            assert!(load_text(&text).is_ok(), "{text}: {:?}", load_text(&text).err());
+        }
+        // A `--listen` override must agree with [[nodes]] too.
+        let f = file(&three);
+        let o = Overrides {
+            listen: Some("127.0.0.1:7777".into()),
+            ..Overrides::default()
+        };
+        let e = resolve(Some(f.path()), &o).expect_err("listen override differs");
+        assert_eq!(e.key(), Some("listen"));
+        let o = Overrides {
+            listen: Some("127.0.0.1:6001".into()),
+            ..Overrides::default()
+        };
+        assert!(resolve(Some(f.path()), &o).is_ok());
+    }
+
+    #[test]
+    fn cluster_parse_errors() {
+        let cases = [
+            (
+                format!("{}weight = 2\n", nodes_toml(&[1])),
+                "line 5 in [nodes]: unknown field `weight`",
+            ),
+            (
+                "[transport]\nconnect_timeout_ms = 5\nmax_queue = 5\n".to_owned(),
+                "line 3 in [transport]: unknown field `max_queue`",
+            ),
+            (
+                "redirect = \"bounce\"\n".to_owned(),
+                "unknown variant `bounce`",
+            ),
+            (
+                "[[nodes]]\nid = 1\nraft = \"localhost:7000\"\nclient = \"127.0.0.1:6001\"\n"
+                    .to_owned(),
+                "line 3 in [nodes]: invalid socket address",
+            ),
+            (
+                "[[nodes]]\nid = 1\nraft = \"127.0.0.1:7000\"\n".to_owned(),
+                "missing field `client`",
+            ),
+            (
+                "metrics_addr = \"nope\"\n".to_owned(),
+                "line 1: invalid socket address",
+            ),
+        ];
+        for (text, want) in cases {
+            let msg = error_of(&text);
+            assert!(msg.starts_with("config F: "), "{msg}");
+            assert!(msg.contains(want), "{text:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn cluster_validate_after_edit() {
+        let mut c = load_text(&nodes_toml(&[1, 2, 3])).expect("valid");
+        c.replication = 9;
+        assert_eq!(c.validate().expect_err("edited").key(), Some("replication"));
+        c.replication = 3;
+        c.node_id = 9;
+        assert_eq!(c.validate().expect_err("edited").key(), Some("node_id"));
+        c.node_id = 1;
+        c.nodes[1].id = 1;
+        assert_eq!(c.validate().expect_err("edited").key(), Some("nodes"));
     }
 }

@@ -17,4 +17,5 @@ pub mod resp;
 pub mod routing;
 pub mod server;
 pub mod sync;
+pub mod transport;
 pub mod wal;
