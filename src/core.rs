@@ -42,6 +42,8 @@ pub struct GroupStats {
     pub applied: AtomicU64,
     pub commit: AtomicU64,
     pub leader: AtomicBool,
+    /// Node id of the group's current leader as known here (0 = unknown).
+    pub leader_id: AtomicU64,
 }
 
 pub struct Shared {
@@ -106,6 +108,8 @@ pub struct Core {
     /// Permits for in-flight hops towards each core (index = destination core).
     pub hop_permits: Vec<Rc<Semaphore>>,
     pub clients: RefCell<HashMap<u64, Rc<ClientEntry>>>,
+    /// Transport and forwarding state; None for a single-node server.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Core {

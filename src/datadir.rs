@@ -21,6 +21,7 @@ pub struct DataDir {
 #[derive(Debug, PartialEq, Eq)]
 struct Meta {
     format: u32,
+    cluster_id: String,
     node_id: u64,
     groups: u32,
     cores: usize,
@@ -29,14 +30,15 @@ struct Meta {
 impl Meta {
     fn render(&self) -> String {
         format!(
-            "# leasekv data directory layout; do not edit\nformat = {}\nnode_id = {}\ngroups = {}\ncores = {}\n",
-            self.format, self.node_id, self.groups, self.cores
+            "# leasekv data directory layout; do not edit\nformat = {}\ncluster_id = {}\nnode_id = {}\ngroups = {}\ncores = {}\n",
+            self.format, self.cluster_id, self.node_id, self.groups, self.cores
         )
     }
 
     fn parse(text: &str) -> Result<Meta, String> {
         let mut m = Meta {
             format: 0,
+            cluster_id: String::new(),
             node_id: 0,
             groups: 0,
             cores: 0,
@@ -53,6 +55,7 @@ impl Meta {
             let bad = |_| format!("bad value in {line:?}");
             match k.trim() {
                 "format" => m.format = v.parse().map_err(bad)?,
+                "cluster_id" => m.cluster_id = v.to_string(),
                 "node_id" => m.node_id = v.parse().map_err(bad)?,
                 "groups" => m.groups = v.parse().map_err(bad)?,
                 "cores" => m.cores = v.parse().map_err(bad)?,
@@ -68,7 +71,13 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Creates or opens `path`, locks it, and checks (or records) its layout.
-pub fn open(path: &Path, node_id: u64, groups: u32, cores: usize) -> Result<DataDir, String> {
+pub fn open(
+    path: &Path,
+    cluster_id: &str,
+    node_id: u64,
+    groups: u32,
+    cores: usize,
+) -> Result<DataDir, String> {
     fs::create_dir_all(path)
         .map_err(|e| format!("cannot create data dir {}: {e}", path.display()))?;
     let lock_path = path.join("LOCK");
@@ -87,6 +96,7 @@ pub fn open(path: &Path, node_id: u64, groups: u32, cores: usize) -> Result<Data
     }
     let want = Meta {
         format: FORMAT,
+        cluster_id: cluster_id.to_string(),
         node_id,
         groups,
         cores,
@@ -100,6 +110,13 @@ pub fn open(path: &Path, node_id: u64, groups: u32, cores: usize) -> Result<Data
                     "data dir {} has format {}, this leasekv reads format {FORMAT}",
                     path.display(),
                     have.format
+                ));
+            }
+            if have.cluster_id != cluster_id {
+                return Err(format!(
+                    "data dir {} belongs to cluster {:?}, but this node is configured for cluster {cluster_id:?}",
+                    path.display(),
+                    have.cluster_id
                 ));
             }
             if have.node_id != node_id {
@@ -141,16 +158,18 @@ mod tests {
     #[test]
     fn records_layout_then_refuses_a_different_one() {
         let dir = tempfile::tempdir().unwrap();
-        let d = open(dir.path(), 1, 4, 2).unwrap();
+        let d = open(dir.path(), "c", 1, 4, 2).unwrap();
         // Second process on the same dir is refused while the first holds the lock.
-        let busy = open(dir.path(), 1, 4, 2).err().unwrap();
+        let busy = open(dir.path(), "c", 1, 4, 2).err().unwrap();
         assert!(busy.contains("in use"), "{busy}");
         drop(d);
-        assert!(open(dir.path(), 1, 4, 2).is_ok());
-        let e = open(dir.path(), 1, 8, 2).err().unwrap();
+        assert!(open(dir.path(), "c", 1, 4, 2).is_ok());
+        let e = open(dir.path(), "c", 1, 8, 2).err().unwrap();
         assert!(e.contains("groups = 4") && e.contains("groups = 8"), "{e}");
-        let e = open(dir.path(), 2, 4, 2).err().unwrap();
+        let e = open(dir.path(), "c", 2, 4, 2).err().unwrap();
         assert!(e.contains("node_id 1"), "{e}");
+        let e = open(dir.path(), "other", 1, 4, 2).err().unwrap();
+        assert!(e.contains("cluster \"c\""), "{e}");
     }
 
     #[test]
@@ -159,6 +178,7 @@ mod tests {
         assert!(Meta::parse("what = 1").is_err());
         let m = Meta {
             format: 1,
+            cluster_id: "prod".into(),
             node_id: 3,
             groups: 4,
             cores: 2,

@@ -85,9 +85,9 @@ impl Driver {
                 let core = self.core.clone();
                 let cell = &core.groups[&gid];
                 let work = cell.borrow_mut().take_ready(&mut events);
-                let Some(work) = work else { continue };
-                // Single-node groups have no peers; the transport arrives with replication.
-                debug_assert!(work.messages.is_empty() || cell.borrow().voters().len() > 1);
+                let Some(mut work) = work else { continue };
+                // Leader messages (appends, heartbeats) may leave before our own fsync.
+                self.send(gid, std::mem::take(&mut work.messages));
                 // Order matters for a torn write: snapshot, then entries, then the HardState
                 // that may refer to them.
                 if let Some(snap) = &work.snapshot {
@@ -113,6 +113,9 @@ impl Driver {
                 self.dispatch(gid, &mut events);
             }
 
+            // Appends and heartbeats leave before our own fsync: followers persist in
+            // parallel with the leader (Raft thesis 10.2.1).
+            self.flush();
             if self.wal.has_pending() {
                 let bytes_before = self.wal.log_bytes();
                 if let Err(e) = self.wal.sync().await {
@@ -128,11 +131,11 @@ impl Driver {
                 );
             }
             for (gid, number) in persisted.drain(..) {
+                // Votes and append acknowledgements only after what they promise is durable.
                 let msgs = self.core.groups[&gid].borrow_mut().on_persisted(number);
-                debug_assert!(
-                    msgs.is_empty() || self.core.groups[&gid].borrow().voters().len() > 1
-                );
+                self.send(gid, msgs);
             }
+            self.flush();
 
             if self.wal.log_bytes() > self.core.shared.config.raft.snapshot_log_bytes {
                 if let Err(e) = self.compact().await {
@@ -156,6 +159,23 @@ impl Driver {
             }
             let wait = next_tick.saturating_duration_since(Instant::now());
             deadline(wait, self.core.driver_wake.wait()).await;
+        }
+    }
+
+    /// Sends the frames built so far (Raft messages, forwards, forward replies).
+    fn flush(&self) {
+        if let Some(cluster) = self.core.cluster.as_ref() {
+            crate::cluster::report_snapshots(&self.core, cluster.flush());
+        }
+    }
+
+    fn send(&self, gid: u32, msgs: Vec<raft::eraftpb::Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        match self.core.cluster.as_ref() {
+            Some(c) => c.queue_raft(gid, msgs),
+            None => tracing::error!(group = gid, "Raft messages but no peers; dropped"),
         }
     }
 
@@ -284,6 +304,12 @@ impl Driver {
         s.applied.store(g.applied_index(), Ordering::Relaxed);
         s.commit.store(g.commit_index(), Ordering::Relaxed);
         s.leader.store(g.is_leader(), Ordering::Relaxed);
+        let old = s.leader_id.swap(g.leader_id(), Ordering::Relaxed);
+        if old != g.leader_id() && old != 0 {
+            if let Some(c) = self.core.cluster.as_ref() {
+                c.leader_changed(gid, old);
+            }
+        }
     }
 
     /// After a WAL failure nothing pending can become durable: fail every waiter.

@@ -16,11 +16,13 @@ use futures_channel::oneshot;
 use shards::{LogCommand, ReadGate, ReadOp, Reply, WriteOp};
 
 use crate::clock::now_ms;
+use crate::cluster;
 use crate::command::Command;
 use crate::core::Core;
-use crate::hop::{GroupRequest, Hop};
+use crate::hop::Hop;
 use crate::routing::key_slot;
 use crate::sync::deadline;
+use shards::wire::Request;
 
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -60,11 +62,39 @@ fn shutting_down() -> Reply {
     Reply::err("TRYAGAIN server is shutting down")
 }
 
-/// Proposes a write to a group this core owns.
-pub fn local_write(core: &Rc<Core>, group: u32, op: WriteOp) -> Issued {
+/// What to do with a request for a group this node does not lead: forward it to the
+/// leader (same core index on that node) when allowed, else a retryable error.
+fn not_leader_path(
+    core: &Rc<Core>,
+    group: u32,
+    leader: u64,
+    request: Request,
+    may_forward: bool,
+) -> Issued {
+    if leader == 0 {
+        return Issued::Done(Reply::err(format!(
+            "CLUSTERDOWN shard group {group} has no leader right now (election in progress); retry"
+        )));
+    }
+    if may_forward && leader != core.shared.config.node_id && core.cluster.is_some() {
+        return cluster::forward(core, leader, group, request);
+    }
+    Issued::Done(not_leader(group, leader))
+}
+
+/// Proposes a write to a group this core owns (forwarding it when this node is not the
+/// group's leader and `may_forward`).
+pub fn local_write(core: &Rc<Core>, group: u32, op: WriteOp, may_forward: bool) -> Issued {
     let Some(cell) = core.group(group) else {
         return Issued::Done(Reply::err(format!("ERR group {group} is not on this core")));
     };
+    let (leading, leader) = {
+        let g = cell.borrow();
+        (g.is_leader(), g.leader_id())
+    };
+    if !leading {
+        return not_leader_path(core, group, leader, Request::Write(op), may_forward);
+    }
     let cmd = LogCommand {
         now_ms: now_ms(),
         op,
@@ -99,7 +129,7 @@ pub fn local_write(core: &Rc<Core>, group: u32, op: WriteOp) -> Issued {
 ///
 /// Invariant: between a gate check that allows the read and the read itself there is no
 /// await (both happen under one borrow), so nothing can invalidate the gate in between.
-pub fn local_read(core: &Rc<Core>, group: u32, op: ReadOp) -> Issued {
+pub fn local_read(core: &Rc<Core>, group: u32, op: ReadOp, may_forward: bool) -> Issued {
     let Some(cell) = core.group(group) else {
         return Issued::Done(Reply::err(format!("ERR group {group} is not on this core")));
     };
@@ -107,17 +137,20 @@ pub fn local_read(core: &Rc<Core>, group: u32, op: ReadOp) -> Issued {
         let g = cell.borrow();
         match g.read_gate() {
             ReadGate::Local => return Issued::Done(g.read_local(&op, now_ms())),
-            ReadGate::NotLeader { leader } => return Issued::Done(not_leader(group, leader)),
+            ReadGate::NotLeader { leader } => {
+                drop(g);
+                return not_leader_path(core, group, leader, Request::Read(op), may_forward);
+            }
             ReadGate::NotReady | ReadGate::ReadIndex => {}
         }
     }
-    Issued::Later(Box::pin(slow_read(core.clone(), group, op)))
+    Issued::Later(Box::pin(slow_read(core.clone(), group, op, may_forward)))
 }
 
 /// The read path when the gate does not allow an immediate read: wait for the leader to
 /// apply an entry of its term, or confirm leadership with ReadIndex, then read — all within
 /// the request deadline.
-async fn slow_read(core: Rc<Core>, group: u32, op: ReadOp) -> Reply {
+async fn slow_read(core: Rc<Core>, group: u32, op: ReadOp, may_forward: bool) -> Reply {
     let timeout = core.shared.request_timeout();
     let start = Instant::now();
     let Some(cell) = core.group(group) else {
@@ -130,7 +163,11 @@ async fn slow_read(core: Rc<Core>, group: u32, op: ReadOp) -> Reply {
         let gate = cell.borrow().read_gate();
         match gate {
             ReadGate::Local => return cell.borrow().read_local(&op, now_ms()),
-            ReadGate::NotLeader { leader } => return not_leader(group, leader),
+            ReadGate::NotLeader { leader } => {
+                return not_leader_path(&core, group, leader, Request::Read(op), may_forward)
+                    .resolve()
+                    .await
+            }
             ReadGate::NotReady => {
                 let (tx, rx) = oneshot::channel();
                 {
@@ -167,16 +204,24 @@ async fn slow_read(core: Rc<Core>, group: u32, op: ReadOp) -> Reply {
     }
 }
 
-/// Runs a hop's request on this (owner) core.
-pub fn local_request(core: &Rc<Core>, group: u32, request: GroupRequest) -> Issued {
+/// Runs a hop's request on this (owner) core; forwards it if another node leads.
+pub fn local_request(core: &Rc<Core>, group: u32, request: Request) -> Issued {
     match request {
-        GroupRequest::Read(op) => local_read(core, group, op),
-        GroupRequest::Write(op) => local_write(core, group, op),
+        Request::Read(op) => local_read(core, group, op, true),
+        Request::Write(op) => local_write(core, group, op, true),
+    }
+}
+
+/// Runs a request another node forwarded here because this node leads `group`.
+pub fn leader_request(core: &Rc<Core>, group: u32, request: Request) -> Issued {
+    match request {
+        Request::Read(op) => local_read(core, group, op, false),
+        Request::Write(op) => local_write(core, group, op, false),
     }
 }
 
 /// Sends a request to the core owning `group`.
-async fn hop(core: &Rc<Core>, owner: usize, group: u32, request: GroupRequest) -> Issued {
+async fn hop(core: &Rc<Core>, owner: usize, group: u32, request: Request) -> Issued {
     let Ok(permit) = core.hop_permits[owner].acquire_static_permit(1).await else {
         return Issued::Done(shutting_down());
     };
@@ -207,18 +252,18 @@ async fn hop(core: &Rc<Core>, owner: usize, group: u32, request: GroupRequest) -
 pub async fn issue_read(core: &Rc<Core>, group: u32, op: ReadOp) -> Issued {
     let owner = core.shared.routing.core_of_group(group);
     if owner == core.index {
-        local_read(core, group, op)
+        local_read(core, group, op, true)
     } else {
-        hop(core, owner, group, GroupRequest::Read(op)).await
+        hop(core, owner, group, Request::Read(op)).await
     }
 }
 
 pub async fn issue_write(core: &Rc<Core>, group: u32, op: WriteOp) -> Issued {
     let owner = core.shared.routing.core_of_group(group);
     if owner == core.index {
-        local_write(core, group, op)
+        local_write(core, group, op, true)
     } else {
-        hop(core, owner, group, GroupRequest::Write(op)).await
+        hop(core, owner, group, Request::Write(op)).await
     }
 }
 

@@ -16,20 +16,15 @@ use std::task::Poll;
 use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use futures_channel::oneshot;
-use shards::{ReadOp, Reply, WriteOp};
+use shards::wire::Request;
+use shards::Reply;
 
 /// In-flight hops one core may have towards one other core.
 pub const PER_SENDER: usize = 1024;
 
-/// What a hop asks the owner core to run against one of its groups.
-pub enum GroupRequest {
-    Read(ReadOp),
-    Write(WriteOp),
-}
-
 pub struct Hop {
     pub group: u32,
-    pub request: GroupRequest,
+    pub request: Request,
     pub reply: oneshot::Sender<Reply>,
 }
 

@@ -2,17 +2,20 @@
 //! The Raft/state-machine logic of a shard group lives in the `shards` crate.
 
 pub mod clock;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod conn;
 pub mod core;
 pub mod datadir;
+pub mod demo;
 pub mod driver;
 pub mod exec;
 pub mod hop;
 pub mod info;
 pub mod logging;
 pub mod memlock;
+pub mod peer;
 pub mod resp;
 pub mod routing;
 pub mod server;

@@ -21,6 +21,25 @@ struct Cli {
 enum Cmd {
     /// Run the server (the default when no subcommand is given).
     Serve(ServeArgs),
+    /// Start a local cluster on loopback (one process per node, data in a temporary
+    /// directory), print the client ports, and stop every node on Ctrl-C.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Client ports are base-port.. (one per node); Raft ports start at base-port+100.
+    #[arg(long, default_value_t = 7001)]
+    base_port: u16,
+    /// CPUs each node pins its cores to, e.g. `0,1` (default: all allowed CPUs).
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
+    /// Keep the data directory after stopping.
+    #[arg(long)]
+    keep_data: bool,
 }
 
 #[derive(clap::Args, Default)]
@@ -43,6 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Cmd::Serve(a)) => a,
+        Some(Cmd::Demo(d)) => return demo(d),
         None => ServeArgs::default(),
     };
     let cores = match args
@@ -83,6 +103,35 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("leasekv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(d: DemoArgs) -> ExitCode {
+    let cores = match d.cores.as_deref().map(config::parse_core_list).transpose() {
+        Ok(Some(c)) => c,
+        Ok(None) => match config::affinity_cpus() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("leasekv demo: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Err(e) => {
+            eprintln!("leasekv demo: --cores: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let layout = leasekv::demo::Layout {
+        nodes: d.nodes,
+        base_port: d.base_port,
+        cores,
+    };
+    match leasekv::demo::run(layout, d.keep_data) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("leasekv demo: {e}");
             ExitCode::FAILURE
         }
     }

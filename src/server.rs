@@ -12,12 +12,14 @@ use glommio::sync::Semaphore;
 use glommio::{LocalExecutorBuilder, Placement};
 use shards::{GroupSpec, Recovered, ShardGroup};
 
+use crate::cluster::{self, Cluster};
 use crate::config::Config;
 use crate::core::{Core, CoreStats, GroupStats, Shared, Waiters};
 use crate::driver::{Driver, Stop};
 use crate::hop::{self, InboxReceiver, PER_SENDER};
 use crate::routing::Routing;
 use crate::sync::{deadline, unless, Latch, LocalNotify};
+use crate::transport::{Transport, TransportConfig};
 use crate::wal::Wal;
 use crate::{conn, datadir, exec, memlock};
 
@@ -25,7 +27,22 @@ use crate::{conn, datadir, exec, memlock};
 pub fn run(config: Config) -> Result<(), String> {
     let ncores = config.cores.len();
     let placement = config.placement.clone();
-    let data = datadir::open(&config.data_dir, config.node_id, config.groups, ncores)?;
+    if config.is_cluster() && (config.replication as usize) < config.nodes.len() {
+        return Err(format!(
+            "replication = {} with {} nodes: every node must host every shard group in this version; \
+             set replication >= the number of [[nodes]]",
+            config.replication,
+            config.nodes.len()
+        ));
+    }
+    let data = datadir::open(
+        &config.data_dir,
+        &config.cluster_id,
+        config.node_id,
+        config.groups,
+        ncores,
+    )?;
+    probe_ports(&config)?;
     let io_memory = memlock::io_memory_per_executor(ncores)?;
     let routing = Routing::new(config.groups, &placement);
 
@@ -119,6 +136,21 @@ pub fn run(config: Config) -> Result<(), String> {
     }
 }
 
+/// glommio sets SO_REUSEPORT on every listener, so binding a port another process
+/// already listens on would silently *share* it. Probe each port with a plain bind first
+/// (no SO_REUSEPORT: fails if anyone holds the port) so that is a clear start-up error.
+fn probe_ports(config: &Config) -> Result<(), String> {
+    let mut addrs = vec![("client", config.listen_addr())];
+    if let Some(me) = config.node(config.node_id).filter(|_| config.is_cluster()) {
+        addrs.extend((0..config.cores.len()).map(|c| ("Raft", me.raft_addr(c))));
+    }
+    for (what, addr) in addrs {
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {what} address {addr}: {e}"))?;
+    }
+    Ok(())
+}
+
 fn spawn_signal_thread(shared: Arc<Shared>) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
@@ -160,6 +192,9 @@ async fn core_main(
 
     let driver_task = glommio::spawn_local(driver.run());
     glommio::spawn_local(inbox_loop(core.clone(), inbox)).detach();
+    if core.cluster.is_some() {
+        glommio::spawn_local(cluster::peer_loop(core.clone())).detach();
+    }
     accept_loop(&core, listener).await;
 
     // Shutdown: no new clients; let connections finish their in-flight batch.
@@ -169,7 +204,11 @@ async fn core_main(
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     core.driver_wake.notify();
-    match deadline(grace, driver_task).await {
+    let stopped = deadline(grace, driver_task).await;
+    if let Some(c) = core.cluster.as_ref() {
+        c.transport.shutdown();
+    }
+    match stopped {
         Some(Stop::Shutdown) => Ok(()),
         Some(Stop::Fatal(e)) => Err(e),
         None => Err(format!(
@@ -198,10 +237,15 @@ async fn start_core(
     let mut groups = HashMap::new();
     for &g in shared.routing.groups_on_core(index) {
         let rec = recovery.groups.remove(&g).unwrap_or_default();
+        let bootstrap_voters = if shared.config.is_cluster() {
+            shared.config.group_voters(g)
+        } else {
+            vec![shared.config.node_id]
+        };
         let spec = GroupSpec {
             group: g,
             node_id: shared.config.node_id,
-            bootstrap_voters: vec![shared.config.node_id],
+            bootstrap_voters,
             election_ticks: shared.config.raft.election_ticks,
             heartbeat_ticks: shared.config.raft.heartbeat_ticks,
             incarnation: shared.incarnation,
@@ -227,6 +271,11 @@ async fn start_core(
     let addr = shared.config.listen_addr();
     let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let ncores = shared.config.cores.len();
+    let cluster = if shared.config.is_cluster() {
+        Some(Cluster::new(start_transport(&shared, index)?))
+    } else {
+        None
+    };
     let core = Rc::new(Core {
         index,
         cpu,
@@ -238,10 +287,41 @@ async fn start_core(
             .map(|_| Rc::new(Semaphore::new(PER_SENDER as u64)))
             .collect(),
         clients: RefCell::new(HashMap::new()),
+        cluster,
         shared,
     });
     let driver = Driver::new(core.clone(), wal);
     Ok((core, driver, listener))
+}
+
+/// Starts this core's Raft transport: it listens on the node's Raft port + core index and
+/// talks to the same core index of every peer.
+fn start_transport(shared: &Shared, index: usize) -> Result<Rc<Transport>, String> {
+    let cfg = &shared.config;
+    let me = cfg
+        .node(cfg.node_id)
+        .ok_or_else(|| format!("node_id {} is not in [[nodes]]", cfg.node_id))?;
+    let peers = cfg
+        .peers()
+        .iter()
+        .map(|p| (p.id, p.raft_addr(index)))
+        .collect();
+    let tcfg = TransportConfig {
+        cluster_id: cfg.cluster_id.clone(),
+        node_id: cfg.node_id,
+        core: index,
+        listen: me.raft_addr(index),
+        max_queue_bytes: cfg.transport.max_queue_bytes,
+        max_frame_bytes: cfg.transport.max_frame_bytes,
+        connect_timeout: cfg.transport.connect_timeout(),
+        backoff_min: cfg.transport.backoff_min(),
+        backoff_max: cfg.transport.backoff_max(),
+        inbound_capacity: 4096,
+        write_stall_timeout: Duration::from_secs(10),
+    };
+    let addr = tcfg.listen;
+    Transport::start(tcfg, peers)
+        .map_err(|e| format!("core {index}: cannot start Raft transport on {addr}: {e}"))
 }
 
 async fn accept_loop(core: &Rc<Core>, listener: TcpListener) {

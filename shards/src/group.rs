@@ -312,6 +312,16 @@ impl ShardGroup {
         Ok(id)
     }
 
+    /// Tells raft-rs how sending a snapshot to `to` went (it stops waiting on it).
+    pub fn report_snapshot(&mut self, to: u64, status: raft::SnapshotStatus) {
+        self.raw.report_snapshot(to, status);
+    }
+
+    /// Tells raft-rs that `to` could not be reached (it stops pipelining appends to it).
+    pub fn report_unreachable(&mut self, to: u64) {
+        self.raw.report_unreachable(to);
+    }
+
     pub fn has_ready(&self) -> bool {
         self.raw.has_ready()
     }
