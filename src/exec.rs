@@ -17,6 +17,7 @@ use shards::{LogCommand, ReadGate, ReadOp, Reply, WriteOp};
 
 use crate::clock::now_ms;
 use crate::cluster;
+use crate::config::Redirect;
 use crate::command::Command;
 use crate::core::Core;
 use crate::hop::Hop;
@@ -76,10 +77,24 @@ fn not_leader_path(
             "CLUSTERDOWN shard group {group} has no leader right now (election in progress); retry"
         )));
     }
-    if may_forward && leader != core.shared.config.node_id && core.cluster.is_some() {
+    let cfg = &core.shared.config;
+    if cfg.redirect == Redirect::Moved && leader != cfg.node_id {
+        // Redis Cluster redirect: the client retries at the leader itself.
+        if let (Some(node), Some(key)) = (cfg.node(leader), request_key(&request)) {
+            return Issued::Done(Reply::err(format!("MOVED {} {}", key_slot(key), node.client)));
+        }
+    }
+    if may_forward && leader != cfg.node_id && core.cluster.is_some() {
         return cluster::forward(core, leader, group, request);
     }
     Issued::Done(not_leader(group, leader))
+}
+
+fn request_key(r: &Request) -> Option<&Bytes> {
+    match r {
+        Request::Read(op) => op.keys().first().copied(),
+        Request::Write(op) => op.keys().first().copied(),
+    }
 }
 
 /// Proposes a write to a group this core owns (forwarding it when this node is not the
