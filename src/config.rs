@@ -21,6 +21,7 @@
 //! election_ticks = 20
 //! heartbeat_ticks = 2
 //! snapshot_log_bytes = 67108864
+//! balance_leaders = true
 //!
 //! [limits]
 //! max_clients = 10000
@@ -204,6 +205,9 @@ pub struct RaftConfig {
     pub heartbeat_ticks: usize,
     /// Raft log bytes after which a group snapshots and compacts, >= 64 KiB.
     pub snapshot_log_bytes: u64,
+    /// Move each group's leadership to its preferred node (spreads leaders evenly across
+    /// nodes after failures), at most one transfer per core per second.
+    pub balance_leaders: bool,
 }
 
 impl Default for RaftConfig {
@@ -213,6 +217,7 @@ impl Default for RaftConfig {
             election_ticks: 20,
             heartbeat_ticks: 2,
             snapshot_log_bytes: 64 * MIB,
+            balance_leaders: true,
         }
     }
 }
@@ -1056,6 +1061,7 @@ write_timeout_ms = 300
                 election_ticks: 10,
                 heartbeat_ticks: 1,
                 snapshot_log_bytes: 65536,
+                balance_leaders: true,
             }
         );
         assert_eq!(c.raft.tick(), Duration::from_millis(5));

@@ -30,6 +30,8 @@ use crate::wal::{GroupCheckpoint, Wal};
 const EXPIRE_EVERY: Duration = Duration::from_millis(100);
 /// Keys deleted by one active-expiry proposal.
 const EXPIRE_BATCH: usize = 64;
+/// How often (and so at most how often per core) leadership moves to a preferred node.
+const BALANCE_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Driver {
     core: Rc<Core>,
@@ -63,6 +65,7 @@ impl Driver {
         let tick = Duration::from_millis(self.core.shared.config.raft.tick_ms);
         let mut next_tick = Instant::now() + tick;
         let mut next_expire = Instant::now() + EXPIRE_EVERY;
+        let mut next_balance = Instant::now() + BALANCE_EVERY;
         let mut events = Vec::new();
         let mut persisted: Vec<(u32, u64)> = Vec::new();
         loop {
@@ -78,6 +81,12 @@ impl Driver {
             if now >= next_expire {
                 self.propose_expirations();
                 next_expire = now + EXPIRE_EVERY;
+            }
+            if now >= next_balance {
+                if self.core.shared.config.raft.balance_leaders {
+                    self.balance_leaders();
+                }
+                next_balance = now + BALANCE_EVERY;
             }
 
             for i in 0..self.groups.len() {
@@ -263,6 +272,41 @@ impl Driver {
             };
             if let Ok(id) = g.propose(&cmd) {
                 self.expiring.insert(gid, id);
+            }
+        }
+    }
+
+    /// Hands one group's leadership to its preferred node when that node is up and fully
+    /// caught up. Preferred leader of group g: the (g mod n)-th of its voters by id, which
+    /// spreads leaders evenly. One transfer per call bounds the churn.
+    fn balance_leaders(&self) {
+        let me = self.core.shared.config.node_id;
+        for &gid in &self.groups {
+            let mut g = self.core.groups[&gid].borrow_mut();
+            if !g.is_leader() || g.is_transferring() {
+                continue;
+            }
+            let mut voters = g.voters();
+            if voters.len() < 2 {
+                continue;
+            }
+            voters.sort_unstable();
+            let preferred = voters[gid as usize % voters.len()];
+            if preferred == me {
+                continue;
+            }
+            if let Some((matched, active)) = g.progress_of(preferred) {
+                if active && matched >= g.last_index() {
+                    tracing::info!(
+                        group = gid,
+                        to = preferred,
+                        "transferring leadership to the preferred node"
+                    );
+                    g.transfer_leader(preferred);
+                    drop(g);
+                    self.core.driver_wake.notify();
+                    return;
+                }
             }
         }
     }

@@ -17,8 +17,8 @@ use shards::{LogCommand, ReadGate, ReadOp, Reply, WriteOp};
 
 use crate::clock::now_ms;
 use crate::cluster;
-use crate::config::Redirect;
 use crate::command::Command;
+use crate::config::Redirect;
 use crate::core::Core;
 use crate::hop::Hop;
 use crate::routing::key_slot;
@@ -59,6 +59,12 @@ fn not_leader(group: u32, leader: u64) -> Reply {
     ))
 }
 
+fn transferring(group: u32) -> Reply {
+    Reply::err(format!(
+        "TRYAGAIN shard group {group} is transferring leadership; retry"
+    ))
+}
+
 fn shutting_down() -> Reply {
     Reply::err("TRYAGAIN server is shutting down")
 }
@@ -81,7 +87,11 @@ fn not_leader_path(
     if cfg.redirect == Redirect::Moved && leader != cfg.node_id {
         // Redis Cluster redirect: the client retries at the leader itself.
         if let (Some(node), Some(key)) = (cfg.node(leader), request_key(&request)) {
-            return Issued::Done(Reply::err(format!("MOVED {} {}", key_slot(key), node.client)));
+            return Issued::Done(Reply::err(format!(
+                "MOVED {} {}",
+                key_slot(key),
+                node.client
+            )));
         }
     }
     if may_forward && leader != cfg.node_id && core.cluster.is_some() {
@@ -103,10 +113,13 @@ pub fn local_write(core: &Rc<Core>, group: u32, op: WriteOp, may_forward: bool) 
     let Some(cell) = core.group(group) else {
         return Issued::Done(Reply::err(format!("ERR group {group} is not on this core")));
     };
-    let (leading, leader) = {
+    let (leading, leader, moving) = {
         let g = cell.borrow();
-        (g.is_leader(), g.leader_id())
+        (g.is_leader(), g.leader_id(), g.is_transferring())
     };
+    if moving {
+        return Issued::Done(transferring(group));
+    }
     if !leading {
         return not_leader_path(core, group, leader, Request::Write(op), may_forward);
     }
@@ -156,6 +169,7 @@ pub fn local_read(core: &Rc<Core>, group: u32, op: ReadOp, may_forward: bool) ->
                 drop(g);
                 return not_leader_path(core, group, leader, Request::Read(op), may_forward);
             }
+            ReadGate::Transferring => return Issued::Done(transferring(group)),
             ReadGate::NotReady | ReadGate::ReadIndex => {}
         }
     }
@@ -183,6 +197,7 @@ async fn slow_read(core: Rc<Core>, group: u32, op: ReadOp, may_forward: bool) ->
                     .resolve()
                     .await
             }
+            ReadGate::Transferring => return transferring(group),
             ReadGate::NotReady => {
                 let (tx, rx) = oneshot::channel();
                 {

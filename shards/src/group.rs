@@ -79,6 +79,9 @@ pub enum ReadGate {
     ReadIndex,
     /// Leader, but it has not applied an entry of its own term yet: wait for `LeaderReady`.
     NotReady,
+    /// Leader handing leadership to another node: raft-rs drops reads and writes until the
+    /// transfer ends, so fail fast with a retryable error.
+    Transferring,
     /// Not the leader. `leader` is the known leader's node id (0 = unknown).
     NotLeader { leader: u64 },
 }
@@ -281,6 +284,9 @@ impl ShardGroup {
                 leader: self.leader_id(),
             };
         }
+        if self.is_transferring() {
+            return ReadGate::Transferring;
+        }
         if self.applied_term != self.term() {
             return ReadGate::NotReady;
         }
@@ -310,6 +316,33 @@ impl ShardGroup {
         self.unconfirmed_reads += 1;
         self.raw.read_index(id.to_le_bytes().to_vec());
         Ok(id)
+    }
+
+    /// Whether this leader is handing leadership over (raft-rs drops proposals meanwhile).
+    pub fn is_transferring(&self) -> bool {
+        self.is_leader() && self.raw.raft.lead_transferee.is_some()
+    }
+
+    /// Asks `to` to take over leadership (it must be a voter; raft-rs ignores it otherwise).
+    pub fn transfer_leader(&mut self, to: u64) {
+        self.raw.transfer_leader(to);
+    }
+
+    /// Index of the last entry in this node's log.
+    pub fn last_index(&self) -> u64 {
+        self.raw.raft.raft_log.last_index()
+    }
+
+    /// Leader's view of `node`: (matched index, heard from it within the election timeout).
+    pub fn progress_of(&self, node: u64) -> Option<(u64, bool)> {
+        if !self.is_leader() {
+            return None;
+        }
+        self.raw
+            .raft
+            .prs()
+            .get(node)
+            .map(|p| (p.matched, p.recent_active))
     }
 
     /// Tells raft-rs how sending a snapshot to `to` went (it stops waiting on it).
