@@ -18,13 +18,15 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use raft::eraftpb::{
-    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot,
+    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
+    HardState, Message, Snapshot,
 };
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use raft_proto::ConfChangeI;
 
 use crate::kv::KvState;
 use crate::logger;
+use crate::members::{self, Member, Members};
 use crate::ops::{LogCommand, ReadOp};
 use crate::reply::Reply;
 use crate::storage::LogStorage;
@@ -34,8 +36,11 @@ use crate::storage::LogStorage;
 pub struct GroupSpec {
     pub group: u32,
     pub node_id: u64,
-    /// Voters used only when the group has no persisted state yet (bootstrap).
+    /// Voters used only when the group has no persisted state yet (bootstrap). Empty for
+    /// a node joining an existing cluster: it learns the configuration from the leader.
     pub bootstrap_voters: Vec<u64>,
+    /// Member addresses known at bootstrap (the config's [[nodes]]).
+    pub bootstrap_members: Vec<Member>,
     pub election_ticks: usize,
     pub heartbeat_ticks: usize,
     /// Distinguishes this process's proposals from those of an earlier run of the same node
@@ -68,6 +73,19 @@ pub enum Event {
     RoleChanged { leader: bool, term: u64 },
     /// The leader has applied an entry of its own term: local reads are possible.
     LeaderReady,
+    /// A conf change or snapshot changed the member map (addresses to connect to).
+    MembersChanged,
+}
+
+/// A membership change of this group, proposed by its leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Add a node as a learner (it catches up without voting).
+    AddLearner(Member),
+    /// Make a caught-up learner a voter.
+    Promote(u64),
+    /// Remove a voter or learner.
+    Remove(u64),
 }
 
 /// Where a read may be served from right now.
@@ -121,6 +139,7 @@ pub struct ShardGroup {
     spec: GroupSpec,
     raw: RawNode<LogStorage>,
     kv: KvState,
+    members: Members,
     applied_index: u64,
     /// Term of the last applied entry: the leader may read locally only once this equals
     /// its current term (it has applied an entry of its own term).
@@ -135,25 +154,26 @@ pub struct ShardGroup {
     unconfirmed_reads: usize,
     /// Readies handed back to raft but not yet durable: (number, messages to send after).
     unpersisted: VecDeque<(u64, Vec<Message>)>,
+    /// A received snapshot was installed: raft-rs may count it applied only once it is
+    /// durable, so `advance_apply` waits for `on_persisted`.
+    apply_after_persist: bool,
     was_leader: bool,
     leader_ready_sent: bool,
 }
 
 impl ShardGroup {
     pub fn new(spec: GroupSpec, recovered: Recovered) -> Result<ShardGroup, String> {
-        let kv = match &recovered.snapshot {
-            Some(s) if !s.get_data().is_empty() => KvState::restore(s.get_data())
+        let (members, kv) = match &recovered.snapshot {
+            Some(s) if !s.get_data().is_empty() => decode_group_snapshot(s.get_data())
                 .map_err(|e| format!("group {}: snapshot: {e}", spec.group))?,
-            _ => KvState::new(),
+            _ => (
+                spec.bootstrap_members
+                    .iter()
+                    .map(|m| (m.id, m.clone()))
+                    .collect(),
+                KvState::new(),
+            ),
         };
-        let snap_index = recovered
-            .snapshot
-            .as_ref()
-            .map_or(0, |s| s.get_metadata().index);
-        let snap_term = recovered
-            .snapshot
-            .as_ref()
-            .map_or(0, |s| s.get_metadata().term);
         let storage = LogStorage::recover(
             &spec.bootstrap_voters,
             recovered.snapshot,
@@ -161,6 +181,9 @@ impl ShardGroup {
             recovered.entries,
         )
         .map_err(|e| format!("group {}: {e}", spec.group))?;
+        // Everything up to the (possibly virtual, see INIT_INDEX) snapshot is applied.
+        let snap_index = storage.snapshot_metadata().index;
+        let snap_term = storage.snapshot_metadata().term;
         let cfg = Config {
             id: spec.node_id,
             election_tick: spec.election_ticks,
@@ -182,6 +205,7 @@ impl ShardGroup {
             spec,
             raw,
             kv,
+            members,
             applied_index: snap_index,
             applied_term: snap_term,
             next_proposal: 1,
@@ -190,6 +214,7 @@ impl ShardGroup {
             confirmed_reads: VecDeque::new(),
             unconfirmed_reads: 0,
             unpersisted: VecDeque::new(),
+            apply_after_persist: false,
             was_leader: false,
             leader_ready_sent: false,
         })
@@ -404,7 +429,11 @@ impl ShardGroup {
         let persisted_msgs = rd.take_persisted_messages();
         self.unpersisted.push_back((work.number, persisted_msgs));
         self.raw.advance_append_async(rd);
-        self.raw.advance_apply_to(self.applied_index);
+        if work.snapshot.is_some() || self.apply_after_persist {
+            self.apply_after_persist = true;
+        } else {
+            self.raw.advance_apply_to(self.applied_index);
+        }
 
         self.after_state_change(events);
         Some(work)
@@ -414,6 +443,10 @@ impl ShardGroup {
     /// that had to wait for that (votes, append responses).
     pub fn on_persisted(&mut self, number: u64) -> Vec<Message> {
         self.raw.on_persist_ready(number);
+        if self.apply_after_persist && self.unpersisted.iter().all(|(n, _)| *n <= number) {
+            self.apply_after_persist = false;
+            self.raw.advance_apply_to(self.applied_index);
+        }
         let mut out = Vec::new();
         while let Some((n, _)) = self.unpersisted.front() {
             if *n > number {
@@ -428,8 +461,12 @@ impl ShardGroup {
 
     fn install_snapshot(&mut self, snap: &Snapshot, events: &mut Vec<Event>) {
         let meta = snap.get_metadata();
-        match KvState::restore(snap.get_data()) {
-            Ok(kv) => self.kv = kv,
+        match decode_group_snapshot(snap.get_data()) {
+            Ok((members, kv)) => {
+                self.kv = kv;
+                self.members = members;
+                events.push(Event::MembersChanged);
+            }
             Err(e) => panic!(
                 "group {}: leader sent an undecodable snapshot: {e}",
                 self.spec.group
@@ -468,12 +505,12 @@ impl ShardGroup {
                 }),
                 EntryType::EntryConfChange => {
                     let cc: Result<ConfChange, _> = protobuf::Message::parse_from_bytes(&e.data);
-                    self.apply_conf_change(cc.map(|c| c.into_v2()), e.index);
+                    self.apply_conf_change(cc.map(|c| c.into_v2()), e.index, events);
                     Some(Reply::Ok)
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc: Result<ConfChangeV2, _> = protobuf::Message::parse_from_bytes(&e.data);
-                    self.apply_conf_change(cc, e.index);
+                    self.apply_conf_change(cc, e.index, events);
                     Some(Reply::Ok)
                 }
             };
@@ -506,7 +543,14 @@ impl ShardGroup {
         }
     }
 
-    fn apply_conf_change(&mut self, cc: Result<ConfChangeV2, protobuf::ProtobufError>, index: u64) {
+    /// Applies a conf change entry and updates the member map from it: additions carry
+    /// the new member's addresses in the conf change context.
+    fn apply_conf_change(
+        &mut self,
+        cc: Result<ConfChangeV2, protobuf::ProtobufError>,
+        index: u64,
+        events: &mut Vec<Event>,
+    ) {
         let cc = match cc {
             Ok(cc) => cc,
             Err(e) => {
@@ -517,9 +561,134 @@ impl ShardGroup {
         match self.raw.apply_conf_change(&cc) {
             Ok(cs) => self.raw.mut_store().set_conf_state(cs),
             Err(e) => {
-                tracing::error!(group = self.spec.group, index, %e, "conf change rejected")
+                tracing::error!(group = self.spec.group, index, %e, "conf change rejected");
+                return;
             }
         }
+        let added = Member::decode(cc.get_context()).ok();
+        for change in cc.get_changes() {
+            match change.get_change_type() {
+                ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                    if let Some(m) = added.as_ref().filter(|m| m.id == change.node_id) {
+                        self.members.insert(m.id, m.clone());
+                    }
+                }
+                ConfChangeType::RemoveNode => {
+                    self.members.remove(&change.node_id);
+                }
+            }
+        }
+        tracing::info!(group = self.spec.group, index, voters = ?self.raw.store().conf_state().voters, learners = ?self.raw.store().conf_state().learners, "membership changed");
+        events.push(Event::MembersChanged);
+    }
+
+    /// Members of this group (addresses of every voter and learner it knows).
+    pub fn members(&self) -> &Members {
+        &self.members
+    }
+
+    pub fn learners(&self) -> Vec<u64> {
+        self.raw.store().conf_state().learners.clone()
+    }
+
+    /// Proposes a membership change (leader only; one at a time, as raft-rs requires).
+    /// Returns the proposal id an [`Event::Applied`] names once it is in effect.
+    pub fn propose_membership(&mut self, change: &MembershipChange) -> Result<u64, Reply> {
+        if !self.is_leader() {
+            return Err(self.not_leader_error());
+        }
+        let cs = self.raw.store().conf_state().clone();
+        let is_voter = |id: u64| cs.voters.contains(&id);
+        let is_learner = |id: u64| cs.learners.contains(&id);
+        let (kind, node, context) = match change {
+            MembershipChange::AddLearner(m) => {
+                if is_voter(m.id) || is_learner(m.id) {
+                    return Err(Reply::err(format!("ERR node {} is already a member", m.id)));
+                }
+                (ConfChangeType::AddLearnerNode, m.id, m.encode())
+            }
+            MembershipChange::Promote(id) => {
+                if !is_learner(*id) {
+                    return Err(Reply::err(format!("ERR node {id} is not a learner")));
+                }
+                // Re-send the address so the promotion is self-contained.
+                let ctx = self.members.get(id).map(Member::encode).unwrap_or_default();
+                (ConfChangeType::AddNode, *id, ctx)
+            }
+            MembershipChange::Remove(id) => {
+                if !is_voter(*id) && !is_learner(*id) {
+                    return Err(Reply::err(format!("ERR node {id} is not a member")));
+                }
+                if is_voter(*id) && cs.voters.len() == 1 {
+                    return Err(Reply::err("ERR cannot remove the last voter"));
+                }
+                if *id == self.spec.node_id {
+                    return Err(Reply::err(
+                        "TRYAGAIN the leader cannot remove itself; transfer leadership first",
+                    ));
+                }
+                (ConfChangeType::RemoveNode, *id, Vec::new())
+            }
+        };
+        if self.raw.raft.has_pending_conf() {
+            return Err(Reply::err(
+                "TRYAGAIN another membership change of this group is in progress",
+            ));
+        }
+        let mut single = ConfChangeSingle::default();
+        single.set_change_type(kind);
+        single.node_id = node;
+        let mut cc = ConfChangeV2::default();
+        cc.set_changes(vec![single].into());
+        cc.set_context(context.into());
+        let id = self.next_proposal;
+        let ctx = encode_context(self.spec.node_id, self.spec.incarnation, id);
+        match self.raw.propose_conf_change(ctx, cc) {
+            Ok(()) => {
+                self.next_proposal += 1;
+                let index = self.raw.raft.raft_log.last_index();
+                self.proposed.insert(index, id);
+                Ok(id)
+            }
+            Err(raft::Error::ProposalDropped) => Err(Reply::err(
+                "TRYAGAIN membership change dropped (leadership changing); retry",
+            )),
+            Err(e) => Err(Reply::err(format!("ERR membership change failed: {e}"))),
+        }
+    }
+
+    /// A learner the leader should promote now: one whose acknowledged log has caught up
+    /// with the commit index. None while a conf change is pending.
+    pub fn learner_to_promote(&self) -> Option<u64> {
+        if !self.is_leader() || self.raw.raft.has_pending_conf() {
+            return None;
+        }
+        let commit = self.commit_index();
+        self.raw
+            .store()
+            .conf_state()
+            .learners
+            .iter()
+            .copied()
+            .find(|l| {
+                self.progress_of(*l)
+                    .is_some_and(|(matched, _)| matched >= commit)
+            })
+    }
+
+    /// The voter (other than this node) whose log is most up to date, to hand leadership
+    /// to before this node is removed.
+    pub fn best_transferee(&self) -> Option<u64> {
+        let me = self.spec.node_id;
+        self.raw
+            .store()
+            .conf_state()
+            .voters
+            .iter()
+            .filter(|v| **v != me)
+            .filter_map(|v| self.progress_of(*v).map(|(m, active)| (active, m, *v)))
+            .max()
+            .map(|(_, _, v)| v)
     }
 
     fn after_state_change(&mut self, events: &mut Vec<Event>) {
@@ -550,7 +719,7 @@ impl ShardGroup {
         let index = self.applied_index;
         let term = raft::Storage::term(self.raw.store(), index).unwrap_or(self.applied_term);
         let conf_state: ConfState = self.raw.store().conf_state().clone();
-        let data = Bytes::from(self.kv.snapshot());
+        let data = Bytes::from(members::wrap_snapshot(&self.members, &self.kv.snapshot()));
         self.raw.mut_store().compact(index, term, conf_state, data);
         let store = self.raw.store();
         Checkpoint {
@@ -558,6 +727,11 @@ impl ShardGroup {
             hard_state: store.hard_state().clone(),
             tail: store.entries_from(index + 1).to_vec(),
         }
+    }
+
+    /// Raft needs a fresher snapshot to catch a follower up: checkpoint soon.
+    pub fn snapshot_wanted(&self) -> bool {
+        self.raw.store().snapshot_wanted()
     }
 
     /// Whether Readies are still waiting for durability (checkpoints must wait).
@@ -568,6 +742,23 @@ impl ShardGroup {
     /// Keys whose expiry has passed at `now_ms` (the leader proposes their deletion).
     pub fn expired_keys(&self, now_ms: u64, limit: usize) -> Vec<Bytes> {
         self.kv.expired_keys(now_ms, limit)
+    }
+}
+
+/// Splits a group snapshot into members and KV state. Snapshots written before members
+/// were recorded hold only KV state.
+fn decode_group_snapshot(data: &[u8]) -> Result<(Members, KvState), String> {
+    if data.is_empty() {
+        // The virtual bootstrap snapshot: nothing stored yet.
+        Ok((Members::new(), KvState::new()))
+    } else if data.starts_with(b"LKGS") {
+        let (members, kv) = members::unwrap_snapshot(data).map_err(|e| e.to_string())?;
+        Ok((members, KvState::restore(kv).map_err(|e| e.to_string())?))
+    } else {
+        Ok((
+            Members::new(),
+            KvState::restore(data).map_err(|e| e.to_string())?,
+        ))
     }
 }
 

@@ -9,12 +9,16 @@ pub mod glob;
 pub mod group;
 pub mod kv;
 mod logger;
+pub mod members;
 pub mod ops;
 pub mod reply;
 pub mod storage;
 pub mod wire;
 
-pub use group::{Checkpoint, Event, GroupSpec, ReadGate, ReadyWork, Recovered, ShardGroup};
+pub use group::{
+    Checkpoint, Event, GroupSpec, MembershipChange, ReadGate, ReadyWork, Recovered, ShardGroup,
+};
 pub use kv::KvState;
+pub use members::{Member, Members};
 pub use ops::{ExpireCond, ExpireSpec, LogCommand, ReadOp, SetCond, WriteOp};
 pub use reply::Reply;

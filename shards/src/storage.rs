@@ -6,6 +6,8 @@
 //! (`on_persist_ready`). raft-rs never counts an entry towards commit before that call, so
 //! holding not-yet-durable entries here is safe.
 
+use std::cell::Cell;
+
 use bytes::Bytes;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
@@ -22,14 +24,32 @@ pub struct LogStorage {
     /// State-machine bytes of the snapshot at `snapshot_meta` (served to lagging followers).
     snapshot_data: Bytes,
     entries: Vec<Entry>,
+    /// Raft asked for a snapshot the stored one cannot satisfy (too old, or taken before
+    /// the receiver joined): the runtime should checkpoint soon. Cleared by `compact`.
+    snapshot_wanted: Cell<bool>,
 }
 
+/// A bootstrapped group's log starts after a virtual snapshot at this index/term holding
+/// the initial configuration (as TiKV does). The initial voters are never in the log
+/// itself, so a node that joins later must be caught up with a snapshot — which carries the
+/// configuration — instead of replaying entries that would leave it without one.
+pub const INIT_INDEX: u64 = 5;
+pub const INIT_TERM: u64 = 5;
+
 impl LogStorage {
-    /// A brand-new group whose first configuration is `voters`.
+    /// A brand-new group whose first configuration is `voters`; with no voters, an empty
+    /// storage for a node joining an existing group (it waits for the leader's snapshot).
     pub fn bootstrap(voters: &[u64]) -> LogStorage {
         let mut s = LogStorage::default();
+        if voters.is_empty() {
+            return s;
+        }
         s.conf_state.voters = voters.to_vec();
+        s.snapshot_meta.index = INIT_INDEX;
+        s.snapshot_meta.term = INIT_TERM;
         s.snapshot_meta.set_conf_state(s.conf_state.clone());
+        s.hard_state.term = INIT_TERM;
+        s.hard_state.commit = INIT_INDEX;
         s
     }
 
@@ -167,6 +187,12 @@ impl LogStorage {
         self.snapshot_meta.term = term;
         self.snapshot_meta.set_conf_state(conf_state);
         self.snapshot_data = data;
+        self.snapshot_wanted.set(false);
+    }
+
+    /// Whether raft-rs wanted a newer snapshot than the stored one.
+    pub fn snapshot_wanted(&self) -> bool {
+        self.snapshot_wanted.get()
     }
 
     /// The latest snapshot as a Raft message payload.
@@ -236,9 +262,16 @@ impl raft::Storage for LogStorage {
         Ok(LogStorage::last_index(self))
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        if self.snapshot_meta.index < request_index {
-            // The runtime compacts (and so snapshots) as the log grows; until then, ask again.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let cs = self.snapshot_meta.get_conf_state();
+        let includes_receiver = cs.voters.contains(&to)
+            || cs.learners.contains(&to)
+            || cs.voters_outgoing.contains(&to)
+            || cs.learners_next.contains(&to);
+        if self.snapshot_meta.index < request_index || !includes_receiver {
+            // A receiver refuses a snapshot whose configuration does not contain it. Ask the
+            // runtime for a fresh checkpoint; raft-rs retries on its next probe.
+            self.snapshot_wanted.set(true);
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
@@ -252,6 +285,11 @@ mod tests {
     use super::*;
     use raft::Storage;
 
+    /// Index `i` of a bootstrapped log (which starts right after INIT_INDEX).
+    const fn at(i: u64) -> u64 {
+        INIT_INDEX + i
+    }
+
     fn ent(index: u64, term: u64) -> Entry {
         Entry {
             index,
@@ -261,55 +299,110 @@ mod tests {
     }
 
     #[test]
+    fn bootstrap_starts_after_the_virtual_snapshot_and_joiners_start_empty() {
+        let s = LogStorage::bootstrap(&[1, 2, 3]);
+        assert_eq!(s.first_index(), at(1));
+        assert_eq!(Storage::term(&s, INIT_INDEX).unwrap(), INIT_TERM);
+        assert_eq!(s.hard_state().commit, INIT_INDEX);
+        let j = LogStorage::bootstrap(&[]);
+        assert_eq!((j.first_index(), j.last_index()), (1, 0));
+        assert!(j.conf_state().voters.is_empty());
+    }
+
+    #[test]
     fn append_overwrites_suffix_and_rejects_gaps() {
         let mut s = LogStorage::bootstrap(&[1]);
-        s.append(&[ent(1, 1), ent(2, 1), ent(3, 1)]).unwrap();
-        s.append(&[ent(2, 2)]).unwrap();
-        assert_eq!(s.last_index(), 2);
-        assert_eq!(Storage::term(&s, 2).unwrap(), 2);
-        assert!(s.append(&[ent(5, 2)]).is_err());
+        s.append(&[ent(at(1), 6), ent(at(2), 6), ent(at(3), 6)])
+            .unwrap();
+        s.append(&[ent(at(2), 7)]).unwrap();
+        assert_eq!(s.last_index(), at(2));
+        assert_eq!(Storage::term(&s, at(2)).unwrap(), 7);
+        assert!(s.append(&[ent(at(5), 7)]).is_err());
+        assert!(
+            s.append(&[ent(INIT_INDEX, 7)]).is_err(),
+            "below the first index"
+        );
     }
 
     #[test]
     fn compact_keeps_term_of_boundary_and_tail() {
-        let mut s = LogStorage::bootstrap(&[1]);
-        s.append(&[ent(1, 1), ent(2, 1), ent(3, 2)]).unwrap();
-        s.compact(2, 1, s.conf_state().clone(), Bytes::from_static(b"kv"));
-        assert_eq!(s.first_index(), 3);
-        assert_eq!(Storage::term(&s, 2).unwrap(), 1);
+        let mut s = LogStorage::bootstrap(&[1, 2]);
+        s.append(&[ent(at(1), 6), ent(at(2), 6), ent(at(3), 7)])
+            .unwrap();
+        s.compact(at(2), 6, s.conf_state().clone(), Bytes::from_static(b"kv"));
+        assert_eq!(s.first_index(), at(3));
+        assert_eq!(Storage::term(&s, at(2)).unwrap(), 6);
         assert!(matches!(
-            Storage::term(&s, 1),
+            Storage::term(&s, at(1)),
             Err(raft::Error::Store(StorageError::Compacted))
         ));
         assert_eq!(s.entries_from(0).len(), 1);
-        let snap = Storage::snapshot(&s, 2, 2).unwrap();
-        assert_eq!(snap.get_metadata().index, 2);
+        let snap = Storage::snapshot(&s, at(2), 2).unwrap();
+        assert_eq!(snap.get_metadata().index, at(2));
         assert_eq!(snap.get_data(), b"kv");
-        assert!(s.append(&[ent(2, 3)]).is_err());
+        assert!(s.append(&[ent(at(2), 8)]).is_err());
+    }
+
+    #[test]
+    fn snapshot_for_a_node_outside_its_config_is_wanted_not_served() {
+        let mut s = LogStorage::bootstrap(&[1, 2]);
+        s.append(&[ent(at(1), 6), ent(at(2), 6)]).unwrap();
+        s.compact(at(2), 6, s.conf_state().clone(), Bytes::from_static(b"kv"));
+        assert!(!s.snapshot_wanted());
+        // Node 3 joined after this snapshot: it would refuse it, so ask for a new one.
+        assert!(matches!(
+            Storage::snapshot(&s, 0, 3),
+            Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable
+            ))
+        ));
+        assert!(s.snapshot_wanted());
+        let mut cs = s.conf_state().clone();
+        cs.learners.push(3);
+        s.set_conf_state(cs.clone());
+        s.append(&[ent(at(3), 6)]).unwrap();
+        s.compact(at(3), 6, cs, Bytes::from_static(b"kv2"));
+        assert!(!s.snapshot_wanted());
+        assert_eq!(Storage::snapshot(&s, 0, 3).unwrap().get_data(), b"kv2");
     }
 
     #[test]
     fn recover_checks_contiguity_and_commit() {
         let mut hs = HardState {
-            commit: 2,
+            commit: at(2),
             ..Default::default()
         };
-        let ok = LogStorage::recover(&[1], None, Some(hs.clone()), vec![ent(1, 1), ent(2, 1)]);
+        let ok = LogStorage::recover(
+            &[1],
+            None,
+            Some(hs.clone()),
+            vec![ent(at(1), 6), ent(at(2), 6)],
+        );
         assert!(ok.is_ok());
-        let gap = LogStorage::recover(&[1], None, None, vec![ent(2, 1)]);
+        let gap = LogStorage::recover(&[1], None, None, vec![ent(at(2), 6)]);
         assert!(gap.is_err());
-        hs.commit = 5;
-        let beyond = LogStorage::recover(&[1], None, Some(hs), vec![ent(1, 1)]);
+        hs.commit = at(5);
+        let beyond = LogStorage::recover(&[1], None, Some(hs), vec![ent(at(1), 6)]);
         assert!(beyond.is_err());
     }
 
     #[test]
     fn entries_respects_max_size_but_returns_one() {
         let mut s = LogStorage::bootstrap(&[1]);
-        s.append(&[ent(1, 1), ent(2, 1), ent(3, 1)]).unwrap();
-        let got = Storage::entries(&s, 1, 4, Some(0), GetEntriesContext::empty(false)).unwrap();
-        assert_eq!(got.len(), 1);
-        let all = Storage::entries(&s, 1, 4, None, GetEntriesContext::empty(false)).unwrap();
-        assert_eq!(all.len(), 3);
+        s.append(&[ent(at(1), 6), ent(at(2), 6), ent(at(3), 6)])
+            .unwrap();
+        let ctx = || GetEntriesContext::empty(false);
+        assert_eq!(
+            Storage::entries(&s, at(1), at(4), Some(0), ctx())
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            Storage::entries(&s, at(1), at(4), None, ctx())
+                .unwrap()
+                .len(),
+            3
+        );
     }
 }

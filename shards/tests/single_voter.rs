@@ -12,6 +12,7 @@ fn spec() -> GroupSpec {
         group: 0,
         node_id: 1,
         bootstrap_voters: vec![1],
+        bootstrap_members: Vec::new(),
         election_ticks: 10,
         heartbeat_ticks: 2,
         incarnation: 7,

@@ -1,0 +1,363 @@
+//! Deterministic multi-node simulation of shard groups: an in-memory network and disks,
+//! driven tick by tick. No clocks, no threads, no sleeps.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+use raft::eraftpb::{Entry, HardState, Message, Snapshot};
+use shards::{
+    Event, GroupSpec, LogCommand, Member, MembershipChange, ReadOp, Recovered, Reply, SetCond,
+    ShardGroup, WriteOp,
+};
+
+fn member(id: u64) -> Member {
+    Member {
+        id,
+        raft: format!("127.0.0.1:{}", 9100 + id),
+        client: format!("127.0.0.1:{}", 9000 + id),
+    }
+}
+
+/// What a node's WAL would hold.
+#[derive(Default, Clone)]
+struct Disk {
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+    hs: Option<HardState>,
+}
+
+struct Node {
+    group: ShardGroup,
+    disk: Disk,
+    events: Vec<Event>,
+}
+
+struct Sim {
+    nodes: BTreeMap<u64, Node>,
+    net: VecDeque<Message>,
+    /// Nodes cut off from everyone (messages to and from them are dropped).
+    isolated: HashSet<u64>,
+}
+
+fn spec(id: u64, voters: &[u64], members: &[u64]) -> GroupSpec {
+    GroupSpec {
+        group: 0,
+        node_id: id,
+        bootstrap_voters: voters.to_vec(),
+        bootstrap_members: members.iter().map(|m| member(*m)).collect(),
+        election_ticks: 10,
+        heartbeat_ticks: 2,
+        incarnation: 1,
+    }
+}
+
+impl Sim {
+    fn new(voters: &[u64]) -> Sim {
+        let mut nodes = BTreeMap::new();
+        for &id in voters {
+            let g = ShardGroup::new(spec(id, voters, voters), Recovered::default()).unwrap();
+            nodes.insert(
+                id,
+                Node {
+                    group: g,
+                    disk: Disk::default(),
+                    events: Vec::new(),
+                },
+            );
+        }
+        Sim {
+            nodes,
+            net: VecDeque::new(),
+            isolated: HashSet::new(),
+        }
+    }
+
+    /// A new node that joins: no voters, no members; it learns both from the leader.
+    fn add_joining_node(&mut self, id: u64) {
+        let g = ShardGroup::new(spec(id, &[], &[]), Recovered::default()).unwrap();
+        self.nodes.insert(
+            id,
+            Node {
+                group: g,
+                disk: Disk::default(),
+                events: Vec::new(),
+            },
+        );
+    }
+
+    /// One round: every node handles its Ready (persisting it), then the network delivers
+    /// everything in flight.
+    fn step(&mut self) {
+        for node in self.nodes.values_mut() {
+            while let Some(work) = node.group.take_ready(&mut node.events) {
+                if let Some(s) = &work.snapshot {
+                    node.disk.snapshot = Some(s.clone());
+                    node.disk.entries.clear();
+                }
+                if let Some(first) = work.entries.first() {
+                    node.disk.entries.retain(|e| e.index < first.index);
+                    node.disk.entries.extend(work.entries.iter().cloned());
+                }
+                if let Some(hs) = &work.hard_state {
+                    node.disk.hs = Some(hs.clone());
+                }
+                self.net.extend(work.messages);
+                self.net.extend(node.group.on_persisted(work.number));
+            }
+        }
+        let msgs: Vec<Message> = self.net.drain(..).collect();
+        for m in msgs {
+            if self.isolated.contains(&m.from) || self.isolated.contains(&m.to) {
+                continue;
+            }
+            if let Some(n) = self.nodes.get_mut(&m.to) {
+                let _ = n.group.step(m);
+            }
+        }
+    }
+
+    fn tick(&mut self, n: usize) {
+        for _ in 0..n {
+            for node in self.nodes.values_mut() {
+                node.group.tick();
+                // What the runtime's driver does: checkpoint when raft wants a snapshot.
+                if node.group.snapshot_wanted() {
+                    node.disk.snapshot = Some(node.group.checkpoint().snapshot);
+                }
+            }
+            self.step();
+        }
+    }
+
+    fn settle(&mut self) {
+        for _ in 0..20 {
+            self.step();
+        }
+    }
+
+    fn leader(&self) -> Option<u64> {
+        let leaders: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|(id, n)| n.group.is_leader() && !self.isolated.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        (leaders.len() == 1).then(|| leaders[0])
+    }
+
+    fn elect(&mut self) -> u64 {
+        for _ in 0..100 {
+            self.tick(1);
+            if let Some(l) = self.leader() {
+                self.settle();
+                return l;
+            }
+        }
+        panic!("no leader elected");
+    }
+
+    fn write(&mut self, key: &str, value: &str) -> u64 {
+        let l = self.leader().expect("leader");
+        let cmd = LogCommand {
+            now_ms: 1,
+            op: WriteOp::Set {
+                key: Bytes::from(key.to_string()),
+                value: Bytes::from(value.to_string()),
+                cond: SetCond::Always,
+                expire: None,
+                get: false,
+            },
+        };
+        let p = self.nodes.get_mut(&l).unwrap().group.propose(&cmd).unwrap();
+        self.settle();
+        let ev = &self.nodes[&l].events;
+        assert!(
+            ev.iter().any(
+                |e| matches!(e, Event::Applied { proposal, reply: Reply::Ok } if *proposal == p)
+            ),
+            "write {key} not applied on leader {l}"
+        );
+        p
+    }
+
+    fn get(&self, node: u64, key: &str) -> Reply {
+        self.nodes[&node].group.read_local(
+            &ReadOp::Get {
+                key: Bytes::from(key.to_string()),
+            },
+            0,
+        )
+    }
+
+    fn change(&mut self, change: MembershipChange) {
+        let l = self.leader().expect("leader");
+        let p = self
+            .nodes
+            .get_mut(&l)
+            .unwrap()
+            .group
+            .propose_membership(&change)
+            .unwrap();
+        self.settle();
+        assert!(
+            self.nodes[&l]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Applied { proposal, .. } if *proposal == p)),
+            "{change:?} not applied"
+        );
+    }
+}
+
+#[test]
+fn three_voters_replicate_and_survive_a_leader_loss() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let l = sim.elect();
+    sim.write("a", "1");
+    for id in [1, 2, 3] {
+        assert_eq!(sim.get(id, "a"), Reply::Bulk(Bytes::from("1")), "node {id}");
+    }
+    // Cut the leader off: the others elect a new one and keep accepting writes.
+    sim.isolated.insert(l);
+    let mut new = None;
+    for _ in 0..200 {
+        sim.tick(1);
+        if let Some(n) = sim.leader().filter(|n| *n != l) {
+            new = Some(n);
+            break;
+        }
+    }
+    let new = new.expect("a new leader");
+    sim.settle();
+    sim.write("b", "2");
+    // Heal: the old leader steps down and catches up.
+    sim.isolated.clear();
+    sim.tick(30);
+    assert!(!sim.nodes[&l].group.is_leader() || l == new);
+    assert_eq!(sim.get(l, "b"), Reply::Bulk(Bytes::from("2")));
+}
+
+#[test]
+fn a_joining_node_learns_config_and_addresses_then_is_promoted() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    sim.elect();
+    for i in 0..20 {
+        sim.write(&format!("k{i}"), &i.to_string());
+    }
+    sim.add_joining_node(4);
+    sim.change(MembershipChange::AddLearner(member(4)));
+    sim.tick(20);
+    let l = sim.leader().unwrap();
+    // The learner caught up; the leader says it may be promoted.
+    assert_eq!(sim.nodes[&l].group.learner_to_promote(), Some(4));
+    sim.change(MembershipChange::Promote(4));
+    sim.tick(10);
+    for id in [1, 2, 3, 4] {
+        let g = &sim.nodes[&id].group;
+        let mut v = g.voters();
+        v.sort_unstable();
+        assert_eq!(v, vec![1, 2, 3, 4], "voters on node {id}");
+        assert_eq!(
+            g.members().get(&4),
+            Some(&member(4)),
+            "address of 4 on node {id}"
+        );
+        assert_eq!(g.members().len(), 4, "members on node {id}");
+    }
+    assert_eq!(sim.get(4, "k7"), Reply::Bulk(Bytes::from("7")));
+}
+
+#[test]
+fn a_joining_node_catches_up_from_a_snapshot_with_members() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let l = sim.elect();
+    for i in 0..30 {
+        sim.write(&format!("k{i}"), &i.to_string());
+    }
+    // Every node compacts its log: a newcomer can only be served by a snapshot.
+    for node in sim.nodes.values_mut() {
+        let cp = node.group.checkpoint();
+        node.disk.snapshot = Some(cp.snapshot);
+        node.disk.entries.clear();
+    }
+    sim.add_joining_node(4);
+    sim.change(MembershipChange::AddLearner(member(4)));
+    sim.tick(30);
+    let n4 = &sim.nodes[&4];
+    assert!(
+        n4.disk.snapshot.is_some(),
+        "node 4 should have installed a snapshot"
+    );
+    assert_eq!(sim.get(4, "k29"), Reply::Bulk(Bytes::from("29")));
+    assert_eq!(
+        n4.group.members().len(),
+        4,
+        "members came with the snapshot and the log"
+    );
+    assert!(n4.events.contains(&Event::MembersChanged));
+    let _ = l;
+}
+
+#[test]
+fn removing_members_and_the_leaders_self_removal_guard() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let l = sim.elect();
+    let g = &mut sim.nodes.get_mut(&l).unwrap().group;
+    // The leader refuses to remove itself; it must hand leadership over first.
+    let e = g
+        .propose_membership(&MembershipChange::Remove(l))
+        .unwrap_err();
+    assert!(
+        matches!(e, Reply::Error(ref m) if m.starts_with(b"TRYAGAIN")),
+        "{e:?}"
+    );
+    let to = g.best_transferee().unwrap();
+    assert_ne!(to, l);
+    g.transfer_leader(to);
+    assert!(g.is_transferring());
+    sim.tick(20);
+    assert_eq!(sim.leader(), Some(to));
+    sim.change(MembershipChange::Remove(l));
+    sim.tick(10);
+    let mut v = sim.nodes[&to].group.voters();
+    v.sort_unstable();
+    assert!(!v.contains(&l));
+    assert_eq!(v.len(), 2);
+    assert!(!sim.nodes[&to].group.members().contains_key(&l));
+    sim.write("after-removal", "x");
+    // Errors for bad requests, not panics.
+    let g = &mut sim.nodes.get_mut(&to).unwrap().group;
+    assert!(g.propose_membership(&MembershipChange::Remove(99)).is_err());
+    assert!(g
+        .propose_membership(&MembershipChange::Promote(99))
+        .is_err());
+    assert!(g
+        .propose_membership(&MembershipChange::AddLearner(member(to)))
+        .is_err());
+}
+
+#[test]
+fn members_survive_restart_from_checkpoint_and_log() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    sim.elect();
+    sim.add_joining_node(4);
+    sim.change(MembershipChange::AddLearner(member(4)));
+    sim.tick(10);
+    let node = sim.nodes.get_mut(&2).unwrap();
+    let cp = node.group.checkpoint();
+    sim.write("after", "cp");
+    let disk = sim.nodes[&2].disk.clone();
+    let snap_index = cp.snapshot.get_metadata().index;
+    let rec = Recovered {
+        snapshot: Some(cp.snapshot),
+        hard_state: disk.hs,
+        entries: disk
+            .entries
+            .into_iter()
+            .filter(|e| e.index > snap_index)
+            .collect(),
+    };
+    let g = ShardGroup::new(spec(2, &[1, 2, 3], &[1, 2, 3]), rec).unwrap();
+    assert_eq!(g.members().get(&4), Some(&member(4)));
+    assert!(g.learners().contains(&4));
+}
