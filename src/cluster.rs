@@ -131,6 +131,12 @@ impl Cluster {
         }
     }
 
+    /// A peer left the cluster: forget what we heard from it.
+    pub fn forget(&self, node: u64) {
+        self.echo.borrow_mut().forget(node);
+        self.outbox.borrow_mut().retain(|(to, _), _| *to != node);
+    }
+
     fn queue_forward(&self, to: u64, group: u32, id: u64, request: &[u8]) {
         let lane = if request.len() > CONTROL_LANE_MAX {
             Lane::Bulk

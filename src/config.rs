@@ -96,6 +96,9 @@ pub struct Config {
     pub transport: TransportSettings,
     /// Reserved for a metrics endpoint.
     pub metrics_addr: Option<SocketAddr>,
+    /// Start as a new member of an existing cluster: no bootstrap configuration; the
+    /// groups wait to be added (`leasekv admin add-node`) and caught up by their leaders.
+    pub join: bool,
 }
 
 /// One `[[nodes]]` entry.
@@ -316,6 +319,8 @@ struct FileConfig {
     #[serde(default)]
     transport: TransportFile,
     metrics_addr: Option<SocketAddr>,
+    #[serde(default)]
+    join: bool,
 }
 
 /// Why a configuration could not be loaded. Display names the file, the key and the reason.
@@ -459,6 +464,7 @@ pub fn resolve(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError
         cluster_id: file.cluster_id.unwrap_or_else(|| "leasekv".to_owned()),
         transport,
         metrics_addr: file.metrics_addr,
+        join: file.join,
     };
     config.check(&allowed).map_err(err)?;
     Ok(config)
@@ -521,6 +527,13 @@ impl Config {
     fn check(&self, allowed: &[usize]) -> Result<(), ErrorKind> {
         if self.node_id == 0 {
             return Err(invalid("node_id", self.node_id, "must be >= 1"));
+        }
+        if self.join && self.nodes.is_empty() {
+            return Err(invalid(
+                "join",
+                self.join,
+                "needs [[nodes]] listing this node and the existing members to contact",
+            ));
         }
         if self.listen.parse::<SocketAddr>().is_err() {
             return Err(invalid(

@@ -22,6 +22,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use shards::Reply;
 
+use crate::admin;
 use crate::command::{self, Command};
 use crate::core::{ClientEntry, Core};
 use crate::exec::{self, Issued};
@@ -201,6 +202,11 @@ impl Conn {
     async fn run_command(&mut self, argv: Vec<Bytes>) {
         self.core.stats().commands.fetch_add(1, Ordering::Relaxed);
         self.client.last_cmd.set(Instant::now());
+        if argv.first().is_some_and(|n| admin::is_admin(n)) {
+            self.drain().await;
+            let reply = admin::run(&self.core, &argv).await;
+            return self.push(None, Issued::Done(reply));
+        }
         let cmd = match command::parse(&argv) {
             Ok(cmd) => cmd,
             Err(reply) => return self.push(None, Issued::Done(reply)),

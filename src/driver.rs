@@ -19,7 +19,10 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use shards::{Event, LogCommand, Reply, WriteOp};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use shards::{Event, LogCommand, MembershipChange, Reply, WriteOp};
 
 use crate::clock::now_ms;
 use crate::core::Core;
@@ -40,6 +43,12 @@ pub struct Driver {
     groups: Vec<u32>,
     /// Active-expiry proposal in flight per group (at most one).
     expiring: std::collections::HashMap<u32, u64>,
+    /// Peers this core's transport talks to (node -> this core's Raft address there).
+    peers: HashMap<u64, SocketAddr>,
+    /// A conf change or snapshot changed some group's members: reconcile `peers`.
+    members_dirty: bool,
+    /// Last compaction forced because raft-rs wanted a fresher snapshot (rate limit).
+    last_forced_snapshot: Option<Instant>,
 }
 
 /// Why the driver stopped.
@@ -53,11 +62,21 @@ impl Driver {
     pub fn new(core: Rc<Core>, wal: Wal) -> Driver {
         let mut groups: Vec<u32> = core.groups.keys().copied().collect();
         groups.sort_unstable();
+        let peers = core
+            .shared
+            .config
+            .peers()
+            .iter()
+            .map(|p| (p.id, p.raft_addr(core.index)))
+            .collect();
         Driver {
             core,
             wal,
             groups,
             expiring: Default::default(),
+            peers,
+            members_dirty: true,
+            last_forced_snapshot: None,
         }
     }
 
@@ -83,10 +102,15 @@ impl Driver {
                 next_expire = now + EXPIRE_EVERY;
             }
             if now >= next_balance {
+                self.promote_learners();
                 if self.core.shared.config.raft.balance_leaders {
                     self.balance_leaders();
                 }
                 next_balance = now + BALANCE_EVERY;
+            }
+            if self.members_dirty {
+                self.members_dirty = false;
+                self.reconcile_peers();
             }
 
             for i in 0..self.groups.len() {
@@ -146,7 +170,17 @@ impl Driver {
             }
             self.flush();
 
-            if self.wal.log_bytes() > self.core.shared.config.raft.snapshot_log_bytes {
+            let wanted = self
+                .groups
+                .iter()
+                .any(|g| self.core.groups[g].borrow().snapshot_wanted())
+                && self
+                    .last_forced_snapshot
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if wanted {
+                self.last_forced_snapshot = Some(Instant::now());
+            }
+            if wanted || self.wal.log_bytes() > self.core.shared.config.raft.snapshot_log_bytes {
                 if let Err(e) = self.compact().await {
                     let msg = format!("WAL compaction failed on core {}: {e}", self.core.index);
                     self.fail_all(&msg);
@@ -236,6 +270,7 @@ impl Driver {
                         let _ = tx.send(());
                     }
                 }
+                Event::MembersChanged => self.members_dirty = true,
                 Event::RoleChanged { leader, term } => {
                     tracing::info!(
                         core = self.core.index,
@@ -274,6 +309,70 @@ impl Driver {
                 self.expiring.insert(gid, id);
             }
         }
+    }
+
+    /// Makes caught-up learners voters (one change per group at a time; raft-rs refuses a
+    /// second while one is pending).
+    fn promote_learners(&self) {
+        for &gid in &self.groups {
+            let mut g = self.core.groups[&gid].borrow_mut();
+            if let Some(learner) = g.learner_to_promote() {
+                match g.propose_membership(&MembershipChange::Promote(learner)) {
+                    Ok(_) => tracing::info!(
+                        group = gid,
+                        node = learner,
+                        "promoting caught-up learner to voter"
+                    ),
+                    Err(e) => {
+                        tracing::debug!(group = gid, node = learner, ?e, "promotion not proposed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Points this core's transport at every member of its groups (their Raft base port +
+    /// this core's index) and drops peers that are no longer members of any group here.
+    fn reconcile_peers(&mut self) {
+        let Some(cluster) = self.core.cluster.as_ref() else {
+            return;
+        };
+        let me = self.core.shared.config.node_id;
+        let mut want: HashMap<u64, SocketAddr> = HashMap::new();
+        for gid in &self.groups {
+            for m in self.core.groups[gid].borrow().members().values() {
+                if m.id == me {
+                    continue;
+                }
+                let addr = m.raft.parse::<SocketAddr>().ok().and_then(|a| {
+                    let port = a.port().checked_add(u16::try_from(self.core.index).ok()?)?;
+                    Some(SocketAddr::new(a.ip(), port))
+                });
+                match addr {
+                    Some(a) => {
+                        want.insert(m.id, a);
+                    }
+                    None => {
+                        tracing::warn!(node = m.id, raft = %m.raft, "member has an unusable Raft address")
+                    }
+                }
+            }
+        }
+        if want.is_empty() {
+            return; // no member list yet (e.g. joining): keep the configured peers
+        }
+        for (id, addr) in &want {
+            if self.peers.get(id) != Some(addr) {
+                tracing::info!(core = self.core.index, node = id, %addr, "adding Raft peer");
+                cluster.transport.set_peer(*id, Some(*addr));
+            }
+        }
+        for id in self.peers.keys().filter(|id| !want.contains_key(id)) {
+            tracing::info!(core = self.core.index, node = id, "removing Raft peer");
+            cluster.transport.set_peer(*id, None);
+            cluster.forget(*id);
+        }
+        self.peers = want;
     }
 
     /// Hands one group's leadership to its preferred node when that node is up and fully

@@ -24,6 +24,7 @@ use crate::hop::Hop;
 use crate::routing::key_slot;
 use crate::sync::deadline;
 use shards::wire::Request;
+use shards::MembershipChange;
 
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -104,6 +105,7 @@ fn request_key(r: &Request) -> Option<&Bytes> {
     match r {
         Request::Read(op) => op.keys().first().copied(),
         Request::Write(op) => op.keys().first().copied(),
+        Request::Membership(_) | Request::MembershipStatus => None,
     }
 }
 
@@ -131,6 +133,11 @@ pub fn local_write(core: &Rc<Core>, group: u32, op: WriteOp, may_forward: bool) 
         Ok(id) => id,
         Err(reply) => return Issued::Done(reply),
     };
+    await_proposal(core, group, id)
+}
+
+/// Waits (with the request deadline) for the outcome of proposal `id` of `group`.
+fn await_proposal(core: &Rc<Core>, group: u32, id: u64) -> Issued {
     let (tx, rx) = oneshot::channel();
     core.waiters.borrow_mut().writes.insert((group, id), tx);
     core.driver_wake.notify();
@@ -234,11 +241,82 @@ async fn slow_read(core: Rc<Core>, group: u32, op: ReadOp, may_forward: bool) ->
     }
 }
 
+/// Runs a membership change at the group's leader (forwarding it there if needed). A
+/// leader asked to remove itself hands leadership to its best-caught-up peer first and
+/// answers TRYAGAIN; the retry reaches the new leader.
+pub fn local_membership(
+    core: &Rc<Core>,
+    group: u32,
+    change: MembershipChange,
+    may_forward: bool,
+) -> Issued {
+    let Some(cell) = core.group(group) else {
+        return Issued::Done(Reply::err(format!("ERR group {group} is not on this core")));
+    };
+    let (leading, leader, moving) = {
+        let g = cell.borrow();
+        (g.is_leader(), g.leader_id(), g.is_transferring())
+    };
+    if moving {
+        return Issued::Done(transferring(group));
+    }
+    if !leading {
+        return not_leader_path(
+            core,
+            group,
+            leader,
+            Request::Membership(change),
+            may_forward,
+        );
+    }
+    if change == MembershipChange::Remove(core.shared.config.node_id) {
+        let mut g = cell.borrow_mut();
+        return Issued::Done(match g.best_transferee() {
+            Some(to) => {
+                g.transfer_leader(to);
+                drop(g);
+                core.driver_wake.notify();
+                Reply::err(format!(
+                    "TRYAGAIN shard group {group}: handing leadership to node {to} before removing this node"
+                ))
+            }
+            None => Reply::err("ERR no other voter can take over leadership"),
+        });
+    }
+    let proposed = cell.borrow_mut().propose_membership(&change);
+    match proposed {
+        Ok(id) => {
+            core.driver_wake.notify();
+            await_proposal(core, group, id)
+        }
+        Err(reply) => Issued::Done(reply),
+    }
+}
+
+/// This node's view of a group's configuration: [voters, learners, leader].
+fn membership_status(core: &Rc<Core>, group: u32) -> Issued {
+    let Some(cell) = core.group(group) else {
+        return Issued::Done(Reply::err(format!("ERR group {group} is not on this core")));
+    };
+    let g = cell.borrow();
+    let ids = |v: Vec<u64>| Reply::Array(v.into_iter().map(|i| Reply::Int(i as i64)).collect());
+    let mut voters = g.voters();
+    voters.sort_unstable();
+    Issued::Done(Reply::Array(vec![
+        Reply::bulk(format!("group {group}")),
+        ids(voters),
+        ids(g.learners()),
+        Reply::Int(g.leader_id() as i64),
+    ]))
+}
+
 /// Runs a hop's request on this (owner) core; forwards it if another node leads.
 pub fn local_request(core: &Rc<Core>, group: u32, request: Request) -> Issued {
     match request {
         Request::Read(op) => local_read(core, group, op, true),
         Request::Write(op) => local_write(core, group, op, true),
+        Request::Membership(c) => local_membership(core, group, c, true),
+        Request::MembershipStatus => membership_status(core, group),
     }
 }
 
@@ -247,6 +325,18 @@ pub fn leader_request(core: &Rc<Core>, group: u32, request: Request) -> Issued {
     match request {
         Request::Read(op) => local_read(core, group, op, false),
         Request::Write(op) => local_write(core, group, op, false),
+        Request::Membership(c) => local_membership(core, group, c, false),
+        Request::MembershipStatus => membership_status(core, group),
+    }
+}
+
+/// Runs any request on the core owning `group` (inline or over a hop).
+pub async fn issue_request(core: &Rc<Core>, group: u32, request: Request) -> Issued {
+    let owner = core.shared.routing.core_of_group(group);
+    if owner == core.index {
+        local_request(core, group, request)
+    } else {
+        hop(core, owner, group, request).await
     }
 }
 

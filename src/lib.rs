@@ -1,6 +1,7 @@
 //! leasekv server runtime: configuration, cores, networking, disk, routing, protocol.
 //! The Raft/state-machine logic of a shard group lives in the `shards` crate.
 
+pub mod admin;
 pub mod clock;
 pub mod cluster;
 pub mod command;

@@ -24,6 +24,39 @@ enum Cmd {
     /// Start a local cluster on loopback (one process per node, data in a temporary
     /// directory), print the client ports, and stop every node on Ctrl-C.
     Demo(DemoArgs),
+    /// Cluster membership: add-node, remove-node, members (sent to a running node).
+    Admin(AdminArgs),
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// Client address of any node of the cluster.
+    #[arg(long, default_value = "127.0.0.1:6379", value_name = "ADDR")]
+    node: String,
+    #[command(subcommand)]
+    op: AdminOp,
+}
+
+#[derive(Subcommand)]
+enum AdminOp {
+    /// Add a node (started with `join = true`) to every shard group.
+    AddNode {
+        #[arg(long)]
+        id: u64,
+        /// Its Raft base address (core c listens on port + c).
+        #[arg(long)]
+        raft: String,
+        /// Its client (Redis protocol) address.
+        #[arg(long)]
+        client: String,
+    },
+    /// Remove a node from every shard group (leadership moves off it first).
+    RemoveNode {
+        #[arg(long)]
+        id: u64,
+    },
+    /// Show each group's voters, learners and leader as the node sees them.
+    Members,
 }
 
 #[derive(clap::Args)]
@@ -63,6 +96,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Cmd::Serve(a)) => a,
         Some(Cmd::Demo(d)) => return demo(d),
+        Some(Cmd::Admin(a)) => return admin(a),
         None => ServeArgs::default(),
     };
     let cores = match args
@@ -132,6 +166,26 @@ fn demo(d: DemoArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("leasekv demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn admin(a: AdminArgs) -> ExitCode {
+    let args: Vec<String> = match a.op {
+        AdminOp::AddNode { id, raft, client } => {
+            vec!["ADDNODE".into(), id.to_string(), raft, client]
+        }
+        AdminOp::RemoveNode { id } => vec!["REMOVENODE".into(), id.to_string()],
+        AdminOp::Members => vec!["MEMBERS".into()],
+    };
+    match leasekv::admin::cli(&a.node, &args) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("leasekv admin: {e}");
             ExitCode::FAILURE
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use glommio::net::TcpListener;
 use glommio::sync::Semaphore;
 use glommio::{LocalExecutorBuilder, Placement};
-use shards::{GroupSpec, Recovered, ShardGroup};
+use shards::{GroupSpec, Member, Recovered, ShardGroup};
 
 use crate::cluster::{self, Cluster};
 use crate::config::Config;
@@ -235,17 +235,33 @@ async fn start_core(
         );
     }
     let mut groups = HashMap::new();
+    let mut wal = wal;
     for &g in shared.routing.groups_on_core(index) {
         let rec = recovery.groups.remove(&g).unwrap_or_default();
-        let bootstrap_voters = if shared.config.is_cluster() {
-            shared.config.group_voters(g)
+        let fresh = rec.snapshot.is_none() && rec.hard_state.is_none() && rec.entries.is_empty();
+        let cfg = &shared.config;
+        let bootstrap_voters = if cfg.join {
+            Vec::new() // learns its configuration from the leader's snapshot
+        } else if cfg.is_cluster() {
+            cfg.group_voters(g)
         } else {
-            vec![shared.config.node_id]
+            vec![cfg.node_id]
         };
+        let bootstrap_members = cfg
+            .nodes
+            .iter()
+            .filter(|n| !cfg.join || n.id != cfg.node_id)
+            .map(|n| Member {
+                id: n.id,
+                raft: n.raft.to_string(),
+                client: n.client.to_string(),
+            })
+            .collect();
         let spec = GroupSpec {
             group: g,
             node_id: shared.config.node_id,
             bootstrap_voters,
+            bootstrap_members,
             election_ticks: shared.config.raft.election_ticks,
             heartbeat_ticks: shared.config.raft.heartbeat_ticks,
             incarnation: shared.incarnation,
@@ -256,6 +272,12 @@ async fn start_core(
             entries: rec.entries,
         };
         let mut group = ShardGroup::new(spec, recovered)?;
+        let base = group.base_snapshot();
+        if fresh && base.get_metadata().index > 0 {
+            wal.install_snapshot(g, &base).await.map_err(|e| {
+                format!("core {index}: persisting group {g}'s bootstrap state: {e}")
+            })?;
+        }
         if group.voters() == [shared.config.node_id] {
             // A one-voter group is its own quorum: elect now rather than after a timeout.
             group.campaign()?;
@@ -267,6 +289,11 @@ async fn start_core(
             "core {index}: WAL in {} holds group {stray}, which this configuration places elsewhere",
             dir.display()
         ));
+    }
+    if wal.has_pending() {
+        wal.sync()
+            .await
+            .map_err(|e| format!("core {index}: WAL sync at start-up: {e}"))?;
     }
     let addr = shared.config.listen_addr();
     let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;

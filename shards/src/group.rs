@@ -729,6 +729,13 @@ impl ShardGroup {
         }
     }
 
+    /// The snapshot the log currently starts after (the virtual bootstrap snapshot for a
+    /// new group). The runtime persists it once for a new group so the initial
+    /// configuration is durable and the WAL sees a log that starts where Raft's does.
+    pub fn base_snapshot(&self) -> Snapshot {
+        self.raw.store().current_snapshot()
+    }
+
     /// Raft needs a fresher snapshot to catch a follower up: checkpoint soon.
     pub fn snapshot_wanted(&self) -> bool {
         self.raw.store().snapshot_wanted()

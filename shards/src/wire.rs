@@ -35,6 +35,8 @@
 use bytes::Bytes;
 
 use crate::codec::{decode_op, encode_op, unzigzag, zigzag, Dec, Enc};
+use crate::group::MembershipChange;
+use crate::members::Member;
 use crate::ops::{DecodeError, ReadOp, WriteOp};
 use crate::reply::Reply;
 
@@ -54,6 +56,11 @@ const PREALLOC_CAP: usize = 64;
 // Request kinds.
 const K_READ: u8 = 1;
 const K_WRITE: u8 = 2;
+const K_MEMBERSHIP: u8 = 3;
+const K_STATUS: u8 = 4;
+const M_ADD_LEARNER: u8 = 1;
+const M_PROMOTE: u8 = 2;
+const M_REMOVE: u8 = 3;
 
 // ReadOp tags (format version 1). Never reuse a number.
 const R_GET: u8 = 1;
@@ -83,6 +90,10 @@ const P_MAP: u8 = 9;
 pub enum Request {
     Read(ReadOp),
     Write(WriteOp),
+    /// A membership change, run by the group's leader.
+    Membership(MembershipChange),
+    /// This node's view of the group's configuration (never forwarded).
+    MembershipStatus,
 }
 
 /// Appends the encoding of `r` to `out`.
@@ -98,6 +109,24 @@ pub fn encode_request(r: &Request, out: &mut Vec<u8>) {
             e.u8(K_WRITE);
             encode_op(&mut e, op);
         }
+        Request::Membership(change) => {
+            e.u8(K_MEMBERSHIP);
+            match change {
+                MembershipChange::AddLearner(m) => {
+                    e.u8(M_ADD_LEARNER);
+                    e.bytes(&m.encode());
+                }
+                MembershipChange::Promote(id) => {
+                    e.u8(M_PROMOTE);
+                    e.varint(*id);
+                }
+                MembershipChange::Remove(id) => {
+                    e.u8(M_REMOVE);
+                    e.varint(*id);
+                }
+            }
+        }
+        Request::MembershipStatus => e.u8(K_STATUS),
     }
     out.extend_from_slice(e.as_slice());
 }
@@ -109,6 +138,13 @@ pub fn decode_request(b: &[u8]) -> Result<Request, DecodeError> {
     let req = match d.u8()? {
         K_READ => Request::Read(decode_read(&mut d)?),
         K_WRITE => Request::Write(decode_op(&mut d)?),
+        K_MEMBERSHIP => Request::Membership(match d.u8()? {
+            M_ADD_LEARNER => MembershipChange::AddLearner(Member::decode(&d.bytes()?)?),
+            M_PROMOTE => MembershipChange::Promote(d.varint()?),
+            M_REMOVE => MembershipChange::Remove(d.varint()?),
+            t => return Err(bad("membership change", t)),
+        }),
+        K_STATUS => Request::MembershipStatus,
         k => return Err(bad("request kind", k)),
     };
     d.finish()?;
