@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod cluster;
+pub mod clusterinfo;
 pub mod command;
 pub mod config;
 pub mod conn;
