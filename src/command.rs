@@ -5,6 +5,7 @@
 //! ([`ExpireSpec::In`]) and are resolved against the log entry's timestamp when applied.
 //! Arity comes from the static table in `command/table.rs`, which also answers COMMAND.
 
+mod cluster;
 mod conn;
 mod table;
 #[cfg(test)]
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use shards::kv::{parse_float_arg, parse_i64};
 use shards::{ExpireCond, ExpireSpec, ReadOp, Reply, SetCond, WriteOp};
 
+pub use cluster::ClusterQuery;
 pub use table::{info_reply, lookup, spec, subcommand, CommandSpec, COMMANDS, SUBCOMMANDS};
 
 /// A parsed request.
@@ -63,6 +65,8 @@ pub enum Command {
         count: usize,
         type_filter: Option<Bytes>,
     },
+    /// CLUSTER SLOTS / SHARDS / NODES / MYID / INFO: answered from the current topology.
+    Cluster(ClusterQuery),
 }
 
 /// Parses one request. `argv[0]` is the command name (any case).
@@ -165,6 +169,10 @@ pub fn parse(argv: &[Bytes]) -> Result<Command, Reply> {
         "keys" => Ok(Command::Keys(key())),
         "scan" => parse_scan(a),
         "command" => table::command_reply(argv).map(Command::Immediate),
+        "cluster" => cluster::parse(argv),
+        // Cluster clients send these. Every node accepts every slot (a group led elsewhere
+        // is redirected or forwarded), so there is no per-connection state to change.
+        "readonly" | "readwrite" | "asking" => Ok(Command::Immediate(Reply::Ok)),
         _ => conn::parse(s.name, argv),
     }
 }

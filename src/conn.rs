@@ -266,6 +266,7 @@ impl Conn {
             Command::ClientInfo => Reply::Bulk(Bytes::from(info::client_line(&self.client))),
             Command::ClientList => Reply::Bulk(Bytes::from(info::client_list(&self.core))),
             Command::Info(sections) => Reply::Bulk(Bytes::from(info::info(&self.core, &sections))),
+            Command::Cluster(q) => crate::clusterinfo::reply(&self.core, &self.client, q),
             other => exec::issue(&self.core, other).await.resolve().await,
         };
         self.push(None, Issued::Done(reply));

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod clock;
 pub mod cluster;
+pub mod clusterinfo;
 pub mod command;
 pub mod config;
 pub mod conn;

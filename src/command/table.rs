@@ -2,6 +2,8 @@
 //!
 //! Values (flags, key positions, ACL categories, tips, key-spec flags) are those Redis 7.0
 //! reports in `COMMAND INFO`; `client|setinfo` and `client|no-touch` come from Redis 7.2.
+//! The CLUSTER subcommands listed are the read-only ones leasekv answers (see
+//! `command/cluster.rs`).
 
 use bytes::Bytes;
 use shards::glob::Glob;
@@ -133,9 +135,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     cs("command", -1, &["loading", "stale"], 0, 0, 0, &["@slow", "@connection"], &["nondeterministic_output_order"], &[]),
     cs("client", -2, &[], 0, 0, 0, &["@slow"], &[], &[]),
     cs("info", -1, &["loading", "stale"], 0, 0, 0, &["@slow", "@dangerous"], &[ "nondeterministic_output", "request_policy:all_shards", "response_policy:special", ], &[]),
+    cs("cluster", -2, &[], 0, 0, 0, &["@slow"], &[], &[]),
+    cs("readonly", 1, &["loading", "stale", "fast"], 0, 0, 0, &["@fast", "@connection"], &[], &[]),
+    cs("readwrite", 1, &["loading", "stale", "fast"], 0, 0, 0, &["@fast", "@connection"], &[], &[]),
+    cs("asking", 1, &["fast"], 0, 0, 0, &["@fast", "@connection"], &[], &[]),
 ];
 
-/// Subcommands of CLIENT and COMMAND (`container|sub`).
+/// Subcommands of CLIENT, COMMAND and CLUSTER (`container|sub`).
 #[rustfmt::skip]
 pub static SUBCOMMANDS: &[CommandSpec] = &[
     cs("command|count", 2, &["loading", "stale"], 0, 0, 0, &["@slow", "@connection"], &[], &[]),
@@ -153,6 +159,15 @@ pub static SUBCOMMANDS: &[CommandSpec] = &[
     cs("client|no-evict", 3, &["admin", "noscript", "loading", "stale"], 0, 0, 0, &["@admin", "@slow", "@dangerous", "@connection"], &[], &[]),
     cs("client|no-touch", 3, &["noscript", "loading", "stale"], 0, 0, 0, &["@slow", "@connection"], &[], &[]),
     cs("client|help", 2, &["loading", "stale"], 0, 0, 0, &["@slow", "@connection"], &[], &[]),
+    cs("cluster|slots", 2, &["stale"], 0, 0, 0, &["@slow"], &["nondeterministic_output"], &[]),
+    cs("cluster|shards", 2, &["stale"], 0, 0, 0, &["@slow"], &["nondeterministic_output"], &[]),
+    cs("cluster|nodes", 2, &["stale"], 0, 0, 0, &["@slow"], &["nondeterministic_output"], &[]),
+    cs("cluster|info", 2, &["stale"], 0, 0, 0, &["@slow"], &["nondeterministic_output"], &[]),
+    cs("cluster|myid", 2, &["stale"], 0, 0, 0, &["@slow"], &[], &[]),
+    cs("cluster|keyslot", 3, &["stale"], 0, 0, 0, &["@slow"], &[], &[]),
+    cs("cluster|countkeysinslot", 3, &["stale"], 0, 0, 0, &["@slow"], &[], &[]),
+    cs("cluster|getkeysinslot", 4, &["stale"], 0, 0, 0, &["@slow"], &["nondeterministic_output"], &[]),
+    cs("cluster|help", 2, &["loading", "stale"], 0, 0, 0, &["@slow"], &[], &[]),
 ];
 
 /// Lower-cases a command name into `buf`; None when it is too long to be a known name.

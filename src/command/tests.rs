@@ -713,7 +713,7 @@ fn table_is_consistent() {
         let min = s.arity.unsigned_abs() as usize;
         let mut args: Vec<Bytes> = vec![b(s.name)];
         args.resize(min, b("1"));
-        if s.name == "client" || s.name == "command" {
+        if s.name == "client" || s.name == "command" || s.name == "cluster" {
             args.push(b("help"));
         }
         if let Err(e) = parse(&args) {
@@ -727,4 +727,76 @@ fn table_is_consistent() {
     assert_eq!(spec("nosuch"), None);
     assert_eq!(spec("GET").map(|s| s.key_positions(2)), Some(vec![1]));
     assert_eq!(spec("mset").map(|s| s.key_positions(5)), Some(vec![1, 3]));
+}
+
+#[test]
+fn cluster_commands() {
+    for (s, q) in [
+        ("cluster slots", ClusterQuery::Slots),
+        ("CLUSTER Shards", ClusterQuery::Shards),
+        ("cluster nodes", ClusterQuery::Nodes),
+        ("cluster myid", ClusterQuery::MyId),
+        ("cluster info", ClusterQuery::Info),
+    ] {
+        assert_eq!(ok(s), Command::Cluster(q), "{s}");
+    }
+    // Redis Cluster's reference values; a hash tag picks the hashed part.
+    assert_eq!(immediate("cluster keyslot 123456789"), Reply::Int(12739));
+    assert_eq!(immediate("cluster keyslot {a}b"), Reply::Int(15495));
+    assert_eq!(immediate("cluster keyslot {}"), Reply::Int(15257));
+    assert!(matches!(immediate("cluster help"), Reply::Array(l) if l.len() > 10));
+    for s in ["readonly", "READWRITE", "asking"] {
+        assert_eq!(immediate(s), Reply::Ok, "{s}");
+    }
+
+    for (cmd, name) in [
+        ("cluster", "cluster"),
+        ("cluster keyslot", "cluster|keyslot"),
+        ("cluster KEYSLOT x y", "cluster|keyslot"),
+        ("cluster myid x", "cluster|myid"),
+        ("cluster slots x", "cluster|slots"),
+        ("cluster getkeysinslot 1", "cluster|getkeysinslot"),
+        ("readonly x", "readonly"),
+        ("asking x", "asking"),
+    ] {
+        assert_eq!(p(cmd), Err(Reply::wrong_arity(name)), "{cmd}");
+    }
+    assert_eq!(
+        err_text("cluster foo"),
+        "ERR unknown subcommand 'foo'. Try CLUSTER HELP."
+    );
+    assert_eq!(
+        err_text("cluster addslots 1"),
+        "ERR unknown subcommand 'addslots'. Try CLUSTER HELP."
+    );
+    assert_eq!(err_text("cluster countkeysinslot x"), NOT_INT);
+    assert_eq!(err_text("cluster countkeysinslot -1"), "ERR Invalid slot");
+    assert_eq!(
+        err_text("cluster countkeysinslot 16384"),
+        "ERR Invalid slot"
+    );
+    assert!(err_text("cluster countkeysinslot 0").contains("not supported"));
+    assert_eq!(err_text("cluster getkeysinslot 1 x"), NOT_INT);
+    for bad in [
+        "cluster getkeysinslot 16384 1",
+        "cluster getkeysinslot 1 -1",
+    ] {
+        assert_eq!(err_text(bad), "ERR Invalid slot or number of keys", "{bad}");
+    }
+    assert!(err_text("cluster getkeysinslot 16383 10").contains("not supported"));
+
+    // COMMAND INFO knows them, with Redis 7's arity and subcommands.
+    let Reply::Array(infos) = immediate("command info cluster cluster|keyslot readonly asking")
+    else {
+        panic!()
+    };
+    let field = |i: usize, f: usize| match &infos[i] {
+        Reply::Array(v) => v[f].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(field(0, 1), Reply::Int(-2));
+    assert!(matches!(field(0, 9), Reply::Array(subs) if subs.len() == 9));
+    assert_eq!(field(1, 1), Reply::Int(3));
+    assert_eq!(field(2, 1), Reply::Int(1));
+    assert_eq!(field(3, 0), Reply::Bulk(b("asking")));
 }
