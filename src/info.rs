@@ -107,6 +107,13 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
             sum(&|s| s.compactions.load(Ordering::Relaxed)),
         );
     }
+    if wants(sections, "cluster", true) {
+        let _ = write!(
+            out,
+            "# Cluster\r\ncluster_enabled:{}\r\n\r\n",
+            u8::from(cfg.is_cluster())
+        );
+    }
     if wants(sections, "keyspace", true) {
         let keys: u64 = sh
             .group_stats
