@@ -4,11 +4,14 @@
 //!   killed by a `Drop` guard even when the test panics.
 //! - [`resp`]: a minimal RESP2/RESP3 client over a raw `TcpStream` for byte-exact checks.
 //! - [`slots`]: Redis Cluster key slots and the leasekv slot -> group -> core mapping.
+//! - [`cluster`]: multi-node clusters of real processes (ports, restarts, INFO parsing,
+//!   leader agreement) and a retrying client.
 //! - [`wal`]: reading WAL segment framing, for the corruption tests.
 //!
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod cluster;
 pub mod resp;
 pub mod server;
 pub mod slots;
