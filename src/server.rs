@@ -137,16 +137,35 @@ pub fn run(config: Config) -> Result<(), String> {
 }
 
 /// glommio sets SO_REUSEPORT on every listener, so binding a port another process
-/// already listens on would silently *share* it. Probe each port with a plain bind first
-/// (no SO_REUSEPORT: fails if anyone holds the port) so that is a clear start-up error.
+/// already listens on would silently *share* it. Ask whether anything listens there first,
+/// by connecting: a plain bind would be refused for a minute after a restart by TIME_WAIT
+/// leftovers of our own earlier connections (glommio does not set SO_REUSEADDR), while a
+/// connect only succeeds against a live listener.
 fn probe_ports(config: &Config) -> Result<(), String> {
     let mut addrs = vec![("client", config.listen_addr())];
     if let Some(me) = config.node(config.node_id).filter(|_| config.is_cluster()) {
         addrs.extend((0..config.cores.len()).map(|c| ("Raft", me.raft_addr(c))));
     }
     for (what, addr) in addrs {
-        std::net::TcpListener::bind(addr)
-            .map_err(|e| format!("cannot listen on {what} address {addr}: {e}"))?;
+        let mut target = addr;
+        if target.ip().is_unspecified() {
+            target.set_ip(match target {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        // A crashed process's io_uring is torn down asynchronously after it is reaped, so
+        // its listening sockets may answer for a moment: only a listener that persists
+        // means another live process holds the port.
+        let until = Instant::now() + Duration::from_secs(3);
+        while std::net::TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok() {
+            if Instant::now() >= until {
+                return Err(format!(
+                    "cannot listen on {what} address {addr}: Address already in use (another process is listening there)"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     Ok(())
 }

@@ -507,7 +507,6 @@ fn catch_up_by_log(how: Outage) {
 }
 
 #[test]
-#[ignore = "bug: a stopped node cannot restart on its ports for ~60 s (TIME_WAIT on its Raft port fails the start-up port probe); see a_node_restarts_on_its_ports_right_after_it_stopped"]
 fn restarted_node_catches_up_by_log_and_serves_the_same_data() {
     catch_up_by_log(Outage::Kill9Restart);
 }
@@ -572,13 +571,11 @@ fn catch_up_by_snapshot(how: Outage) {
 }
 
 #[test]
-#[ignore = "bug: a follower installing a snapshot aborts: raft-rs panics `applied(N) is out of range [prev_applied(..), min(committed(N), persisted(..))]` (ShardGroup::take_ready calls advance_apply_to(snapshot index) before the snapshot is persisted); also needs a_node_restarts_on_its_ports_right_after_it_stopped fixed"]
 fn lagging_node_catches_up_by_snapshot_after_the_leaders_compact() {
     catch_up_by_snapshot(Outage::TerminateRestart);
 }
 
 #[test]
-#[ignore = "bug: a follower installing a snapshot aborts: raft-rs panics `applied(N) is out of range [prev_applied(..), min(committed(N), persisted(..))]` (ShardGroup::take_ready calls advance_apply_to(snapshot index) before the snapshot is persisted)"]
 fn paused_node_catches_up_by_snapshot_after_the_leaders_compact() {
     catch_up_by_snapshot(Outage::Pause);
 }
@@ -586,7 +583,6 @@ fn paused_node_catches_up_by_snapshot_after_the_leaders_compact() {
 // ------------------------------------------------------------------------------ 5. whole-cluster crash
 
 #[test]
-#[ignore = "bug: a stopped node cannot restart on its ports for ~60 s (TIME_WAIT on its Raft port fails the start-up port probe); see a_node_restarts_on_its_ports_right_after_it_stopped"]
 fn acknowledged_writes_survive_kill_9_of_every_node() {
     let mut c = TestCluster::start(3, ClusterOptions::default());
     let ids = c.ids();
@@ -863,7 +859,6 @@ fn foreign_data_dirs_and_busy_ports_are_refused_with_clear_errors() {
 /// A node stopped by SIGKILL or SIGTERM must be able to start again on its own ports at
 /// once (its peers' configs name those ports; it cannot move).
 #[test]
-#[ignore = "bug: a stopped node cannot restart on its ports for ~60 s: TIME_WAIT connections on its Raft port make the start-up port probe fail with `Address already in use`"]
 fn a_node_restarts_on_its_ports_right_after_it_stopped() {
     let mut c = TestCluster::start(3, ClusterOptions::default());
     let ids = c.ids();
