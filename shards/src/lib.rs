@@ -8,6 +8,7 @@ pub mod codec;
 pub mod glob;
 pub mod group;
 pub mod kv;
+pub mod lease;
 mod logger;
 pub mod members;
 pub mod ops;
