@@ -6,8 +6,7 @@
 //! 10 ms ticks, so an election timeout is 200-400 ms. Every wait is a bounded poll; clients
 //! retry retryable errors (CLUSTERDOWN/TRYAGAIN) with a deadline, as a real client must.
 //!
-//! Tests marked `#[ignore = "bug: ..."]` fail because of a leasekv bug named in the reason;
-//! run them with `cargo test --test cluster -- --include-ignored` once it is fixed. The
+//! Snapshot files: every group has a tiny bootstrap one; `snapshot_files` counts only data.
 //! SIGSTOP/SIGCONT variants cover the same catch-up paths without a restart.
 
 mod common;

@@ -429,7 +429,18 @@ impl TestCluster {
     }
 
     /// `group-*.snap` files under node `id`'s data dir (any core).
+    /// Snapshot files that carry state-machine data. Every group also has a tiny one from
+    /// bootstrap (its initial configuration at the virtual index), which this skips.
     pub fn snapshot_files(&self, id: u64) -> Vec<PathBuf> {
+        const BOOTSTRAP_MAX: u64 = 512;
+        self.all_snapshot_files(id)
+            .into_iter()
+            .filter(|p| fs::metadata(p).is_ok_and(|m| m.len() > BOOTSTRAP_MAX))
+            .collect()
+    }
+
+    /// Every `group-*.snap` file of node `id`.
+    pub fn all_snapshot_files(&self, id: u64) -> Vec<PathBuf> {
         let mut out = Vec::new();
         let Ok(cores) = fs::read_dir(self.data_dir(id)) else {
             return out;
