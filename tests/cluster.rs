@@ -873,3 +873,96 @@ fn a_node_restarts_on_its_ports_right_after_it_stopped() {
         assert_readable(&c, id, &kept);
     }
 }
+
+/// Polls `LEASEKV.ADMIN MEMBERS` on node `via` until every group's voters are `want`.
+fn wait_for_voters(c: &TestCluster, via: u64, want: &[i64], deadline: Duration) {
+    let until = Instant::now() + deadline;
+    let mut last = String::new();
+    while Instant::now() < until {
+        if let Ok(mut conn) =
+            redis::Client::open(format!("redis://127.0.0.1:{}/", c.client_port(via)))
+                .and_then(|cl| cl.get_connection())
+        {
+            if let Ok(groups) =
+                redis::cmd("LEASEKV.ADMIN")
+                    .arg("MEMBERS")
+                    .query::<Vec<(String, Vec<i64>, Vec<i64>, i64)>>(&mut conn)
+            {
+                if !groups.is_empty() && groups.iter().all(|(_, voters, _, _)| voters == want) {
+                    return;
+                }
+                last = format!("{groups:?}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("voters never became {want:?} on node {via}; last seen {last}");
+}
+
+fn admin(c: &TestCluster, via: u64, args: &[&str]) -> String {
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}/", c.client_port(via)))
+        .and_then(|cl| cl.get_connection())
+        .expect("connect for admin");
+    let mut cmd = redis::cmd("LEASEKV.ADMIN");
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd.query::<String>(&mut conn)
+        .unwrap_or_else(|e| panic!("LEASEKV.ADMIN {args:?} via node {via}: {e}"))
+}
+
+#[test]
+fn adding_a_fourth_node_and_removing_one_under_load_loses_no_acked_write() {
+    let mut c = TestCluster::configure(4, ClusterOptions::default());
+    for id in [1, 2, 3] {
+        c.write_config(id, &[1, 2, 3], false);
+    }
+    c.write_config(4, &[1, 2, 3, 4], true);
+    for id in [1, 2, 3] {
+        c.start_node(id);
+    }
+    c.wait_for_leaders();
+
+    // Light load through nodes 2 and 3 for the whole membership dance.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks: Arc<Vec<AtomicUsize>> = Arc::new((0..2).map(|_| AtomicUsize::new(0)).collect());
+    let ports = vec![c.ports_of(&[2, 3]), c.ports_of(&[3, 2])];
+    let writers = spawn_writers("mem", ports, Duration::from_secs(60), &stop, &acks);
+    wait_for_acks(&acks, &[0, 0], 10, "writes before the change");
+
+    // Add node 4: a learner everywhere, promoted once caught up.
+    c.start_node(4);
+    let raft4 = format!("127.0.0.1:{}", c.raft_port(4));
+    let client4 = format!("127.0.0.1:{}", c.client_port(4));
+    let out = admin(&c, 1, &["ADDNODE", "4", &raft4, &client4]);
+    assert!(out.starts_with("OK node 4 added"), "{out}");
+    wait_for_voters(&c, 4, &[1, 2, 3, 4], Duration::from_secs(30));
+    wait_for_voters(&c, 1, &[1, 2, 3, 4], Duration::from_secs(30));
+    // Adding again is a no-op, not an error.
+    assert!(admin(&c, 2, &["ADDNODE", "4", &raft4, &client4]).starts_with("OK"));
+
+    // Remove node 1, which may lead groups: leadership moves off it first.
+    let after_add = ack_counts(&acks);
+    wait_for_acks(&acks, &after_add, 10, "writes after adding node 4");
+    let out = admin(&c, 2, &["REMOVENODE", "1"]);
+    assert!(out.starts_with("OK node 1 removed"), "{out}");
+    for via in [2, 3, 4] {
+        wait_for_voters(&c, via, &[2, 3, 4], Duration::from_secs(30));
+    }
+    let after_remove = ack_counts(&acks);
+    wait_for_acks(&acks, &after_remove, 10, "writes after removing node 1");
+
+    stop.store(true, Ordering::Relaxed);
+    let written = join_writers(writers);
+    eprintln!(
+        "{} acknowledged writes, {} retries",
+        written.acked.len(),
+        written.retries
+    );
+    // Every acknowledged write is on the remaining members, including the newcomer.
+    for id in [2, 3, 4] {
+        assert_readable(&c, id, &written.acked);
+    }
+    // The removed node still shuts down cleanly.
+    c.terminate(1);
+}

@@ -399,6 +399,29 @@ impl TestCluster {
         self.node(id).dir.join("leasekv.toml")
     }
 
+    /// Rewrites node `id`'s config to list only `members` as [[nodes]] (and `join = true`
+    /// when it should join an existing cluster instead of bootstrapping one).
+    pub fn write_config(&self, id: u64, members: &[u64], join: bool) {
+        let full = self.config_text(id);
+        let (head, _) = full
+            .split_once("\n[[nodes]]")
+            .expect("config has [[nodes]]");
+        let mut s = head.replace(
+            &format!("replication = {}\n", self.nodes.len()),
+            &format!("replication = {}\n", members.len()),
+        );
+        if join {
+            s = s.replacen("replication", "join = true\nreplication", 1);
+        }
+        for n in self.nodes.iter().filter(|n| members.contains(&n.id)) {
+            s.push_str(&format!(
+                "\n[[nodes]]\nid = {}\nraft = \"127.0.0.1:{}\"\nclient = \"127.0.0.1:{}\"\n",
+                n.id, n.raft_port, n.client_port
+            ));
+        }
+        fs::write(self.config_path(id), s).expect("write config");
+    }
+
     /// The configuration node `id` runs with.
     pub fn config_text(&self, id: u64) -> String {
         self.render_config(id, &self.data_dir(id), &self.opts.cluster_id)
@@ -428,7 +451,6 @@ impl TestCluster {
         s
     }
 
-    /// `group-*.snap` files under node `id`'s data dir (any core).
     /// Snapshot files that carry state-machine data. Every group also has a tiny one from
     /// bootstrap (its initial configuration at the virtual index), which this skips.
     pub fn snapshot_files(&self, id: u64) -> Vec<PathBuf> {
@@ -439,7 +461,7 @@ impl TestCluster {
             .collect()
     }
 
-    /// Every `group-*.snap` file of node `id`.
+    /// Every `group-*.snap` file under node `id`'s data dir (any core).
     pub fn all_snapshot_files(&self, id: u64) -> Vec<PathBuf> {
         let mut out = Vec::new();
         let Ok(cores) = fs::read_dir(self.data_dir(id)) else {
