@@ -245,10 +245,19 @@ pub async fn peer_loop(core: Rc<Core>) {
                         );
                         continue;
                     };
-                    cluster
-                        .echo
-                        .borrow_mut()
-                        .heard(inbound.from, group, frame.sent_at_ns);
+                    // Only messages that reset a follower's election timer may anchor a
+                    // lease (docs/lease.md): record their frame's send time for the echo.
+                    if matches!(
+                        msg.get_msg_type(),
+                        MessageType::MsgAppend
+                            | MessageType::MsgHeartbeat
+                            | MessageType::MsgSnapshot
+                    ) {
+                        cluster
+                            .echo
+                            .borrow_mut()
+                            .heard(inbound.from, group, frame.sent_at_ns);
+                    }
                     if let Err(e) = cell.borrow_mut().step(msg) {
                         tracing::debug!(group, from = inbound.from, error = %e, "Raft step failed");
                     }
