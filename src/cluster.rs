@@ -137,30 +137,23 @@ impl Cluster {
         self.outbox.borrow_mut().retain(|(to, _), _| *to != node);
     }
 
-    fn queue_forward(&self, to: u64, group: u32, id: u64, request: &[u8]) {
-        let lane = if request.len() > CONTROL_LANE_MAX {
+    /// The frame builder for a forward or forward reply of `len` bytes to `to`: large ones
+    /// ride the bulk lane, never ahead of heartbeats.
+    fn builder_for(&self, to: u64, len: usize, add: impl FnOnce(&mut FrameBuilder)) {
+        let lane = if len > CONTROL_LANE_MAX {
             Lane::Bulk
         } else {
             Lane::Control
         };
-        self.outbox
-            .borrow_mut()
-            .entry((to, lane))
-            .or_default()
-            .forward(group, id, request);
+        add(self.outbox.borrow_mut().entry((to, lane)).or_default());
+    }
+
+    fn queue_forward(&self, to: u64, group: u32, id: u64, request: &[u8]) {
+        self.builder_for(to, request.len(), |fb| fb.forward(group, id, request));
     }
 
     fn queue_forward_reply(&self, to: u64, id: u64, reply: &[u8]) {
-        let lane = if reply.len() > CONTROL_LANE_MAX {
-            Lane::Bulk
-        } else {
-            Lane::Control
-        };
-        self.outbox
-            .borrow_mut()
-            .entry((to, lane))
-            .or_default()
-            .forward_reply(id, reply);
+        self.builder_for(to, reply.len(), |fb| fb.forward_reply(id, reply));
     }
 }
 

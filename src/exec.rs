@@ -24,7 +24,8 @@ use crate::hop::Hop;
 use crate::routing::key_slot;
 use crate::sync::deadline;
 use shards::wire::Request;
-use shards::MembershipChange;
+use shards::{MembershipChange, ShardGroup};
+use std::cell::RefCell;
 
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -109,22 +110,41 @@ fn request_key(r: &Request) -> Option<&Bytes> {
     }
 }
 
+/// Why a request cannot be proposed here.
+enum NotHere {
+    /// Answer now (unknown group, transfer in progress).
+    Issued(Issued),
+    /// Another node (or nobody, 0) leads the group.
+    Leader(u64),
+}
+
+/// The group's cell if this node leads it and is not handing leadership over.
+fn leader_cell(core: &Rc<Core>, group: u32) -> Result<&RefCell<ShardGroup>, NotHere> {
+    let Some(cell) = core.group(group) else {
+        return Err(NotHere::Issued(Issued::Done(Reply::err(format!(
+            "ERR group {group} is not on this core"
+        )))));
+    };
+    let g = cell.borrow();
+    if g.is_transferring() {
+        return Err(NotHere::Issued(Issued::Done(transferring(group))));
+    }
+    if !g.is_leader() {
+        return Err(NotHere::Leader(g.leader_id()));
+    }
+    Ok(cell)
+}
+
 /// Proposes a write to a group this core owns (forwarding it when this node is not the
 /// group's leader and `may_forward`).
 pub fn local_write(core: &Rc<Core>, group: u32, op: WriteOp, may_forward: bool) -> Issued {
-    let Some(cell) = core.group(group) else {
-        return Issued::Done(Reply::err(format!("ERR group {group} is not on this core")));
+    let cell = match leader_cell(core, group) {
+        Ok(cell) => cell,
+        Err(NotHere::Issued(i)) => return i,
+        Err(NotHere::Leader(leader)) => {
+            return not_leader_path(core, group, leader, Request::Write(op), may_forward)
+        }
     };
-    let (leading, leader, moving) = {
-        let g = cell.borrow();
-        (g.is_leader(), g.leader_id(), g.is_transferring())
-    };
-    if moving {
-        return Issued::Done(transferring(group));
-    }
-    if !leading {
-        return not_leader_path(core, group, leader, Request::Write(op), may_forward);
-    }
     let cmd = LogCommand {
         now_ms: now_ms(),
         op,
@@ -250,25 +270,19 @@ pub fn local_membership(
     change: MembershipChange,
     may_forward: bool,
 ) -> Issued {
-    let Some(cell) = core.group(group) else {
-        return Issued::Done(Reply::err(format!("ERR group {group} is not on this core")));
+    let cell = match leader_cell(core, group) {
+        Ok(cell) => cell,
+        Err(NotHere::Issued(i)) => return i,
+        Err(NotHere::Leader(leader)) => {
+            return not_leader_path(
+                core,
+                group,
+                leader,
+                Request::Membership(change),
+                may_forward,
+            )
+        }
     };
-    let (leading, leader, moving) = {
-        let g = cell.borrow();
-        (g.is_leader(), g.leader_id(), g.is_transferring())
-    };
-    if moving {
-        return Issued::Done(transferring(group));
-    }
-    if !leading {
-        return not_leader_path(
-            core,
-            group,
-            leader,
-            Request::Membership(change),
-            may_forward,
-        );
-    }
     if change == MembershipChange::Remove(core.shared.config.node_id) {
         let mut g = cell.borrow_mut();
         return Issued::Done(match g.best_transferee() {

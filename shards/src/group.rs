@@ -273,20 +273,29 @@ impl ShardGroup {
         if !self.is_leader() {
             return Err(self.not_leader_error());
         }
+        let data = cmd.encode();
+        self.register_proposal(|raw, ctx| raw.propose(ctx, data))
+            .map_err(|e| match e {
+                raft::Error::ProposalDropped => {
+                    Reply::err("TRYAGAIN shard group is changing leader; the write was not applied")
+                }
+                e => Reply::err(format!("ERR raft proposal failed: {e}")),
+            })
+    }
+
+    /// Proposes through `propose` with a fresh proposal context and remembers the log slot
+    /// it took, so apply can tell our entry from another leader's at that index.
+    fn register_proposal(
+        &mut self,
+        propose: impl FnOnce(&mut RawNode<LogStorage>, Vec<u8>) -> raft::Result<()>,
+    ) -> raft::Result<u64> {
         let id = self.next_proposal;
         let ctx = encode_context(self.spec.node_id, self.spec.incarnation, id);
-        match self.raw.propose(ctx, cmd.encode()) {
-            Ok(()) => {
-                self.next_proposal += 1;
-                let index = self.raw.raft.raft_log.last_index();
-                self.proposed.insert(index, id);
-                Ok(id)
-            }
-            Err(raft::Error::ProposalDropped) => Err(Reply::err(
-                "TRYAGAIN shard group is changing leader; the write was not applied",
-            )),
-            Err(e) => Err(Reply::err(format!("ERR raft proposal failed: {e}"))),
-        }
+        propose(&mut self.raw, ctx)?;
+        self.next_proposal += 1;
+        let index = self.raw.raft.raft_log.last_index();
+        self.proposed.insert(index, id);
+        Ok(id)
     }
 
     fn not_leader_error(&self) -> Reply {
@@ -641,20 +650,13 @@ impl ShardGroup {
         let mut cc = ConfChangeV2::default();
         cc.set_changes(vec![single].into());
         cc.set_context(context.into());
-        let id = self.next_proposal;
-        let ctx = encode_context(self.spec.node_id, self.spec.incarnation, id);
-        match self.raw.propose_conf_change(ctx, cc) {
-            Ok(()) => {
-                self.next_proposal += 1;
-                let index = self.raw.raft.raft_log.last_index();
-                self.proposed.insert(index, id);
-                Ok(id)
-            }
-            Err(raft::Error::ProposalDropped) => Err(Reply::err(
-                "TRYAGAIN membership change dropped (leadership changing); retry",
-            )),
-            Err(e) => Err(Reply::err(format!("ERR membership change failed: {e}"))),
-        }
+        self.register_proposal(|raw, ctx| raw.propose_conf_change(ctx, cc))
+            .map_err(|e| match e {
+                raft::Error::ProposalDropped => {
+                    Reply::err("TRYAGAIN membership change dropped (leadership changing); retry")
+                }
+                e => Reply::err(format!("ERR membership change failed: {e}")),
+            })
     }
 
     /// A learner the leader should promote now: one whose acknowledged log has caught up
