@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_channel::oneshot;
 use glommio::sync::Semaphore;
+use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use raft::SnapshotStatus;
 use shards::wire::{self, Request};
@@ -40,9 +41,35 @@ pub struct Cluster {
     forwards: RefCell<HashMap<u64, PendingForward>>,
     next_forward: Cell<u64>,
     forward_permits: Rc<Semaphore>,
-    /// Snapshots queued for sending this iteration: (group, to), reported to raft-rs on flush.
-    snapshots: RefCell<Vec<(u32, u64, Lane)>>,
+    /// Snapshots being streamed to peers, a few chunks per driver iteration.
+    streams: RefCell<Vec<SnapshotStream>>,
+    next_stream: Cell<u64>,
+    /// Snapshots being received: (from, group) -> chunks so far.
+    incoming: RefCell<HashMap<(u64, u32), Reassembly>>,
 }
+
+/// A snapshot on its way to a peer: `blob` = len:u32le + MsgSnapshot without data + data.
+struct SnapshotStream {
+    group: u32,
+    to: u64,
+    id: u64,
+    blob: Bytes,
+    sent: usize,
+    seq: u32,
+}
+
+struct Reassembly {
+    stream: u64,
+    next_seq: u32,
+    total: u64,
+    buf: BytesMut,
+}
+
+/// Chunks one stream may send per driver iteration (the rest waits for the next one, so a
+/// large snapshot never monopolises the core or the bulk queue).
+const CHUNKS_PER_FLUSH: usize = 4;
+/// Largest snapshot a node accepts (bounds reassembly memory).
+const MAX_SNAPSHOT_BYTES: u64 = 16 << 30;
 
 impl Cluster {
     pub fn new(transport: Rc<Transport>) -> Cluster {
@@ -53,7 +80,9 @@ impl Cluster {
             forwards: RefCell::new(HashMap::new()),
             next_forward: Cell::new(1),
             forward_permits: Rc::new(Semaphore::new(MAX_FORWARDS)),
-            snapshots: RefCell::new(Vec::new()),
+            streams: RefCell::new(Vec::new()),
+            next_stream: Cell::new(1),
+            incoming: RefCell::new(HashMap::new()),
         }
     }
 
@@ -64,10 +93,30 @@ impl Cluster {
         }
         let echo = self.echo.borrow();
         let mut outbox = self.outbox.borrow_mut();
-        for m in msgs {
+        for mut m in msgs {
             let lane = peer::lane_of(&m);
             if m.get_msg_type() == MessageType::MsgSnapshot {
-                self.snapshots.borrow_mut().push((group, m.to, lane));
+                // Streamed in chunks by `flush`, never as one frame.
+                let data = m.mut_snapshot().take_data();
+                let header = m.write_to_bytes().unwrap_or_default();
+                let mut blob = BytesMut::with_capacity(4 + header.len() + data.len());
+                blob.put_u32_le(header.len() as u32);
+                blob.put_slice(&header);
+                blob.put_slice(&data);
+                let id = self.next_stream.get();
+                self.next_stream.set(id + 1);
+                let mut streams = self.streams.borrow_mut();
+                // A newer snapshot for the same peer and group replaces an unfinished one.
+                streams.retain(|st| !(st.to == m.to && st.group == group));
+                streams.push(SnapshotStream {
+                    group,
+                    to: m.to,
+                    id,
+                    blob: blob.freeze(),
+                    sent: 0,
+                    seq: 0,
+                });
+                continue;
             }
             outbox
                 .entry((m.to, lane))
@@ -84,7 +133,6 @@ impl Cluster {
             self.outbox.borrow_mut().clear();
             return Vec::new();
         };
-        let mut failed: Vec<(u64, Lane)> = Vec::new();
         for ((to, lane), fb) in self.outbox.borrow_mut().iter_mut() {
             let Some(frame) = fb.finish(now) else {
                 continue;
@@ -94,23 +142,104 @@ impl Cluster {
                 if e != SendError::Full {
                     tracing::debug!(to, ?lane, error = %e, "frame not sent");
                 }
-                failed.push((*to, *lane));
             }
         }
-        let snaps = std::mem::take(&mut *self.snapshots.borrow_mut());
-        snaps
-            .into_iter()
-            .map(|(g, to, lane)| {
-                let status = if failed.contains(&(to, lane)) {
-                    SnapshotStatus::Failure
-                } else {
-                    // Queued: raft-rs goes back to probing; if the snapshot is lost on the
-                    // way, the probe is rejected and a new snapshot is sent.
-                    SnapshotStatus::Finish
+        self.pump_streams(now)
+    }
+
+    /// Sends up to `CHUNKS_PER_FLUSH` chunks of every snapshot stream. A full bulk queue
+    /// leaves the chunk for the next iteration (nothing is dropped mid-stream). Returns the
+    /// streams that ended: finished (raft-rs resumes probing) or failed (it retries).
+    fn pump_streams(&self, now: u64) -> Vec<(u32, u64, SnapshotStatus)> {
+        let mut done = Vec::new();
+        let mut streams = self.streams.borrow_mut();
+        streams.retain_mut(|st| {
+            for _ in 0..CHUNKS_PER_FLUSH {
+                let end = (st.sent + peer::SNAPSHOT_CHUNK).min(st.blob.len());
+                let chunk = peer::Chunk {
+                    group: st.group,
+                    stream: st.id,
+                    seq: st.seq,
+                    last: end == st.blob.len(),
+                    total: st.blob.len() as u64,
+                    data: st.blob.slice(st.sent..end),
                 };
-                (g, to, status)
-            })
-            .collect()
+                let mut fb = FrameBuilder::default();
+                fb.snapshot_chunk(&chunk);
+                let Some(frame) = fb.finish(now) else { return true };
+                match self.transport.send(st.to, Lane::Bulk, frame) {
+                    Ok(()) => {
+                        st.sent = end;
+                        st.seq += 1;
+                        if chunk.last {
+                            done.push((st.group, st.to, SnapshotStatus::Finish));
+                            return false;
+                        }
+                    }
+                    Err(SendError::Full) => return true,
+                    Err(e) => {
+                        tracing::info!(to = st.to, group = st.group, error = %e, "snapshot stream aborted");
+                        done.push((st.group, st.to, SnapshotStatus::Failure));
+                        return false;
+                    }
+                }
+            }
+            true
+        });
+        done
+    }
+
+    /// Adds a received chunk; returns the complete MsgSnapshot once its last chunk is in.
+    /// Out-of-order, oversized or orphan chunks drop the stream (the leader sends again).
+    fn receive_chunk(&self, from: u64, c: peer::Chunk) -> Option<Message> {
+        let key = (from, c.group);
+        let mut incoming = self.incoming.borrow_mut();
+        if c.seq == 0 {
+            if c.total > MAX_SNAPSHOT_BYTES {
+                tracing::warn!(
+                    from,
+                    group = c.group,
+                    bytes = c.total,
+                    "refusing an oversized snapshot"
+                );
+                return None;
+            }
+            incoming.insert(
+                key,
+                Reassembly {
+                    stream: c.stream,
+                    next_seq: 0,
+                    total: c.total,
+                    buf: BytesMut::with_capacity(c.total.min(64 << 20) as usize),
+                },
+            );
+        }
+        let r = incoming.get_mut(&key)?;
+        if r.stream != c.stream
+            || r.next_seq != c.seq
+            || r.buf.len() as u64 + c.data.len() as u64 > r.total
+        {
+            incoming.remove(&key);
+            return None;
+        }
+        r.buf.put_slice(&c.data);
+        r.next_seq += 1;
+        if !c.last {
+            return None;
+        }
+        let mut blob = incoming.remove(&key)?.buf.freeze();
+        if blob.len() < 4 {
+            return None;
+        }
+        let hlen = u32::from_le_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
+        if blob.len() < 4 + hlen {
+            return None;
+        }
+        let header = blob.slice(4..4 + hlen);
+        let data = blob.split_off(4 + hlen);
+        let mut msg = Message::parse_from_bytes(&header).ok()?;
+        msg.mut_snapshot().set_data(data);
+        Some(msg)
     }
 
     /// The leader of `group` is no longer `old`: requests forwarded to it fail now rather
@@ -135,6 +264,10 @@ impl Cluster {
     pub fn forget(&self, node: u64) {
         self.echo.borrow_mut().forget(node);
         self.outbox.borrow_mut().retain(|(to, _), _| *to != node);
+        self.streams.borrow_mut().retain(|st| st.to != node);
+        self.incoming
+            .borrow_mut()
+            .retain(|(from, _), _| *from != node);
     }
 
     /// The frame builder for a forward or forward reply of `len` bytes to `to`: large ones
@@ -253,6 +386,25 @@ pub async fn peer_loop(core: Rc<Core>) {
                     }
                     if let Err(e) = cell.borrow_mut().step(msg) {
                         tracing::debug!(group, from = inbound.from, error = %e, "Raft step failed");
+                    }
+                }
+                Item::SnapshotChunk(chunk) => {
+                    let group = chunk.group;
+                    let Some(msg) = cluster.receive_chunk(inbound.from, chunk) else {
+                        continue;
+                    };
+                    if msg.from != inbound.from {
+                        continue;
+                    }
+                    let Some(cell) = core.group(group) else {
+                        continue;
+                    };
+                    cluster
+                        .echo
+                        .borrow_mut()
+                        .heard(inbound.from, group, frame.sent_at_ns);
+                    if let Err(e) = cell.borrow_mut().step(msg) {
+                        tracing::debug!(group, from = inbound.from, error = %e, "Raft step of a snapshot failed");
                     }
                 }
                 Item::Forward { group, id, request } => {

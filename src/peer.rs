@@ -6,7 +6,13 @@
 //!   tag 1 Raft:         a = echo_ns (see below), bytes = protobuf raft Message
 //!   tag 2 Forward:      a = forward id,          bytes = shards::wire request
 //!   tag 3 ForwardReply: a = forward id,          bytes = shards::wire reply   (group unused)
+//!   tag 4 SnapshotChunk: a = stream id,          bytes = seq:u32le last:u8 total:u64le data
+//!         (seq 0's data starts with len:u32le + the MsgSnapshot without its snapshot data)
 //! ```
+//!
+//! Snapshots never travel as one frame: `src/cluster.rs` cuts a MsgSnapshot into chunks of
+//! [`SNAPSHOT_CHUNK`] bytes sent a few per driver iteration, and the receiver reassembles
+//! them before stepping the message.
 //!
 //! Send-time echo (for leases): `sent_at_ns` is the sender's CLOCK_BOOTTIME when the frame
 //! was built. A receiver remembers, per (peer, group), the `sent_at_ns` of the latest frame
@@ -27,6 +33,11 @@ const VERSION: u8 = 1;
 const T_RAFT: u8 = 1;
 const T_FORWARD: u8 = 2;
 const T_FORWARD_REPLY: u8 = 3;
+const T_SNAPSHOT_CHUNK: u8 = 4;
+const CHUNK_HEADER: usize = 4 + 1 + 8;
+
+/// Bytes of snapshot data per chunk.
+pub const SNAPSHOT_CHUNK: usize = 256 * 1024;
 const HEADER: usize = 1 + 8 + 4;
 const ITEM_HEADER: usize = 1 + 4 + 8 + 4;
 
@@ -46,6 +57,19 @@ pub enum Item {
         id: u64,
         reply: Bytes,
     },
+    SnapshotChunk(Chunk),
+}
+
+/// One piece of a snapshot stream from one peer for one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub group: u32,
+    pub stream: u64,
+    pub seq: u32,
+    pub last: bool,
+    /// Total bytes of the stream (for a bounded preallocation).
+    pub total: u64,
+    pub data: Bytes,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +126,15 @@ impl FrameBuilder {
 
     pub fn forward_reply(&mut self, id: u64, reply: &[u8]) {
         self.item(T_FORWARD_REPLY, 0, id, reply);
+    }
+
+    pub fn snapshot_chunk(&mut self, c: &Chunk) {
+        let mut payload = Vec::with_capacity(CHUNK_HEADER + c.data.len());
+        payload.extend_from_slice(&c.seq.to_le_bytes());
+        payload.push(u8::from(c.last));
+        payload.extend_from_slice(&c.total.to_le_bytes());
+        payload.extend_from_slice(&c.data);
+        self.item(T_SNAPSHOT_CHUNK, c.group, c.stream, &payload);
     }
 
     /// Stamps the send time and returns the frame (None when empty).
@@ -175,6 +208,19 @@ pub fn decode(frame: &Bytes) -> Result<Frame, String> {
                 id: a,
                 reply: payload,
             },
+            T_SNAPSHOT_CHUNK => {
+                if payload.len() < CHUNK_HEADER {
+                    return Err("snapshot chunk shorter than its header".into());
+                }
+                Item::SnapshotChunk(Chunk {
+                    group,
+                    stream: a,
+                    seq: u32_at(&payload[0..4]),
+                    last: payload[4] != 0,
+                    total: u64_at(&payload[5..13]),
+                    data: payload.slice(CHUNK_HEADER..),
+                })
+            }
             t => return Err(format!("unknown item tag {t}")),
         });
     }
@@ -289,6 +335,26 @@ mod tests {
         let mut huge_count = good.to_vec();
         huge_count[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&Bytes::from(huge_count)).is_err());
+    }
+
+    #[test]
+    fn snapshot_chunks_round_trip_and_short_ones_are_errors() {
+        let c = Chunk {
+            group: 2,
+            stream: 77,
+            seq: 3,
+            last: true,
+            total: 1 << 20,
+            data: Bytes::from_static(b"piece"),
+        };
+        let mut fb = FrameBuilder::default();
+        fb.snapshot_chunk(&c);
+        assert!(!fb.is_empty());
+        let f = decode(&fb.finish(1).unwrap()).unwrap();
+        assert_eq!(f.items, vec![Item::SnapshotChunk(c)]);
+        let mut short = FrameBuilder::default();
+        short.item(T_SNAPSHOT_CHUNK, 1, 1, b"abc");
+        assert!(decode(&short.finish(1).unwrap()).is_err());
     }
 
     #[test]

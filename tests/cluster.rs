@@ -535,11 +535,12 @@ fn catch_up_by_snapshot(how: Outage) {
     );
     c.wait_for_leaders();
 
-    let filler = "x".repeat(291);
+    // ~1 MB per group: each snapshot crosses the wire as several 256 KiB chunks.
+    let filler = "x".repeat(1300);
     let pairs: Vec<(String, String)> = (0..3000)
         .map(|i| (format!("snap:{i}"), format!("{i:08}-{filler}")))
         .collect();
-    assert_eq!(pairs[0].1.len(), 300);
+    assert_eq!(pairs[0].1.len(), 1309);
     write_all(c.ports_of(&[1, 2]), &pairs, 50);
     for id in [1, 2] {
         let stats = c.info(id, "stats");
