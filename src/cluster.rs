@@ -352,7 +352,7 @@ pub async fn peer_loop(core: Rc<Core>) {
             match item {
                 Item::Raft {
                     group,
-                    echo_ns: _,
+                    echo_ns,
                     msg,
                 } => {
                     if msg.from != inbound.from {
@@ -384,7 +384,8 @@ pub async fn peer_loop(core: Rc<Core>) {
                             .borrow_mut()
                             .heard(inbound.from, group, frame.sent_at_ns);
                     }
-                    if let Err(e) = cell.borrow_mut().step(msg) {
+                    // One clock sample for the acknowledgement this may carry (lease renewal).
+                    if let Err(e) = cell.borrow_mut().step(msg, echo_ns, peer::boottime_ns()) {
                         tracing::debug!(group, from = inbound.from, error = %e, "Raft step failed");
                     }
                 }
@@ -403,7 +404,7 @@ pub async fn peer_loop(core: Rc<Core>) {
                         .echo
                         .borrow_mut()
                         .heard(inbound.from, group, frame.sent_at_ns);
-                    if let Err(e) = cell.borrow_mut().step(msg) {
+                    if let Err(e) = cell.borrow_mut().step(msg, 0, peer::boottime_ns()) {
                         tracing::debug!(group, from = inbound.from, error = %e, "Raft step of a snapshot failed");
                     }
                 }

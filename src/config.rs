@@ -91,6 +91,8 @@ pub struct Config {
     /// Voters per group, `1..=7`; see [`Config::group_voters`].
     pub replication: u32,
     pub redirect: Redirect,
+    /// `read_mode = "lease" | "readindex"`.
+    pub read_mode: ReadMode,
     /// Identifies the cluster in every transport handshake; 1..=255 bytes, no control chars.
     pub cluster_id: String,
     pub transport: TransportSettings,
@@ -211,6 +213,11 @@ pub struct RaftConfig {
     /// Move each group's leadership to its preferred node (spreads leaders evenly across
     /// nodes after failures), at most one transfer per core per second.
     pub balance_leaders: bool,
+    /// Leader lease length in ms (read_mode = "lease"). Unset: the longest safe value
+    /// minus one tick. Must be < (election_ticks - 1) x tick_ms - clock_drift_ms.
+    pub lease_ms: Option<u64>,
+    /// Margin for clock rate drift between nodes over an election timeout, ms.
+    pub clock_drift_ms: u64,
 }
 
 impl Default for RaftConfig {
@@ -221,6 +228,8 @@ impl Default for RaftConfig {
             heartbeat_ticks: 2,
             snapshot_log_bytes: 64 * MIB,
             balance_leaders: true,
+            lease_ms: None,
+            clock_drift_ms: 20,
         }
     }
 }
@@ -229,6 +238,33 @@ impl RaftConfig {
     pub fn tick(&self) -> Duration {
         Duration::from_millis(self.tick_ms)
     }
+
+    /// The lease length in ns: the configured one, or the safe bound minus one tick.
+    /// 0 when no positive lease fits (validation rejects that in lease mode).
+    pub fn lease_ns(&self) -> u64 {
+        const MS: u64 = 1_000_000;
+        let bound = shards::lease::max_lease_duration_ns(
+            self.election_ticks,
+            self.tick_ms * MS,
+            self.clock_drift_ms * MS,
+        )
+        .unwrap_or(0);
+        match self.lease_ms {
+            Some(ms) => ms * MS,
+            None => bound.saturating_sub(self.tick_ms * MS),
+        }
+    }
+}
+
+/// How linearizable reads are served on groups with several voters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadMode {
+    /// From the leader's state while its lease is valid, else ReadIndex.
+    Lease,
+    /// Always confirm leadership with a ReadIndex round (the comparison baseline).
+    #[default]
+    ReadIndex,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -315,6 +351,7 @@ struct FileConfig {
     nodes: Vec<NodeSpec>,
     replication: Option<u32>,
     redirect: Option<Redirect>,
+    read_mode: Option<ReadMode>,
     cluster_id: Option<String>,
     #[serde(default)]
     transport: TransportFile,
@@ -461,6 +498,7 @@ pub fn resolve(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError
         nodes,
         replication: file.replication.unwrap_or(3),
         redirect: file.redirect.unwrap_or_default(),
+        read_mode: file.read_mode.unwrap_or_default(),
         cluster_id: file.cluster_id.unwrap_or_else(|| "leasekv".to_owned()),
         transport,
         metrics_addr: file.metrics_addr,
@@ -527,6 +565,30 @@ impl Config {
     fn check(&self, allowed: &[usize]) -> Result<(), ErrorKind> {
         if self.node_id == 0 {
             return Err(invalid("node_id", self.node_id, "must be >= 1"));
+        }
+        if self.read_mode == ReadMode::Lease {
+            let r = &self.raft;
+            let cfg = shards::lease::LeaseConfig {
+                duration_ns: r.lease_ns(),
+            };
+            if r.lease_ns() == 0 {
+                return Err(invalid(
+                    "raft.lease_ms",
+                    r.lease_ms.unwrap_or(0),
+                    "leaves no positive lease: it must be > 0 and < (election_ticks - 1) x tick_ms - clock_drift_ms",
+                ));
+            }
+            if let Err(e) = cfg.check(
+                r.election_ticks,
+                r.tick_ms * 1_000_000,
+                r.clock_drift_ms * 1_000_000,
+            ) {
+                return Err(invalid(
+                    "raft.lease_ms",
+                    r.lease_ns() / 1_000_000,
+                    e.to_string(),
+                ));
+            }
         }
         if self.join && self.nodes.is_empty() {
             return Err(invalid(
@@ -1075,6 +1137,8 @@ write_timeout_ms = 300
                 heartbeat_ticks: 1,
                 snapshot_log_bytes: 65536,
                 balance_leaders: true,
+                lease_ms: None,
+                clock_drift_ms: 20,
             }
         );
         assert_eq!(c.raft.tick(), Duration::from_millis(5));
@@ -1342,6 +1406,35 @@ write_timeout_ms = 300
             let e = resolve(Some(f.path()), &o).expect_err("placement out of range");
             assert_eq!(e.key(), Some("placement"));
         }
+    }
+
+    #[test]
+    fn read_mode_and_lease_bounds() {
+        let c = load(None).expect("defaults");
+        assert_eq!(c.read_mode, ReadMode::ReadIndex);
+        // Default timing: (20 - 1) x 10 ms - 20 ms drift = 170 ms bound, minus a tick.
+        assert_eq!(c.raft.lease_ns(), 160_000_000);
+        let c = load_text("read_mode = \"lease\"\n").expect("lease mode with defaults");
+        assert_eq!(c.read_mode, ReadMode::Lease);
+        let c = load_text("read_mode = \"lease\"\n[raft]\nlease_ms = 100\n").expect("explicit");
+        assert_eq!(c.raft.lease_ns(), 100_000_000);
+        // At or over the bound: refused, naming the key.
+        for ms in [170, 500] {
+            let e = load_text(&format!("read_mode = \"lease\"\n[raft]\nlease_ms = {ms}\n"))
+                .expect_err("unsafe lease");
+            assert_eq!(e.key(), Some("raft.lease_ms"), "{e}");
+        }
+        // A drift margin that eats the whole election timeout leaves no lease.
+        let e = load_text("read_mode = \"lease\"\n[raft]\nclock_drift_ms = 500\n")
+            .expect_err("no room for a lease");
+        assert_eq!(e.key(), Some("raft.lease_ms"), "{e}");
+        // The same timing is fine when leases are off.
+        assert!(load_text("[raft]\nclock_drift_ms = 500\n").is_ok());
+        let e = load_text("read_mode = \"fast\"\n").expect_err("unknown mode");
+        assert!(
+            e.to_string().contains("read_mode") || e.to_string().contains("fast"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub struct GroupStats {
     pub leader: AtomicBool,
     /// Node id of the group's current leader as known here (0 = unknown).
     pub leader_id: AtomicU64,
+    /// Reads served locally (lease, or a one-voter group) / sent through ReadIndex.
+    pub lease_hits: AtomicU64,
+    pub lease_misses: AtomicU64,
+    pub lease_remaining_ms: AtomicU64,
+    pub lease_invalidations: AtomicU64,
 }
 
 pub struct Shared {

@@ -13,6 +13,8 @@ pub struct Layout {
     pub nodes: usize,
     pub base_port: u16,
     pub cores: Vec<usize>,
+    /// `read_mode` for every node ("lease" or "readindex").
+    pub read_mode: String,
 }
 
 impl Layout {
@@ -47,10 +49,11 @@ impl Layout {
     pub fn config(&self, i: usize, data_dir: &Path) -> String {
         let cores: Vec<String> = self.cores.iter().map(|c| c.to_string()).collect();
         let mut s = format!(
-            "node_id = {i}\ncluster_id = \"demo\"\ndata_dir = \"{}\"\ncores = [{}]\nreplication = {}\n",
+            "node_id = {i}\ncluster_id = \"demo\"\ndata_dir = \"{}\"\ncores = [{}]\nreplication = {}\nread_mode = \"{}\"\n",
             data_dir.display(),
             cores.join(", "),
-            self.nodes
+            self.nodes,
+            self.read_mode
         );
         for n in 1..=self.nodes {
             s.push_str(&format!(
@@ -219,6 +222,7 @@ mod tests {
             nodes: 3,
             base_port: 7001,
             cores: vec![0, 1],
+            read_mode: "lease".into(),
         };
         assert_eq!((l.client_port(1), l.client_port(3)), (7001, 7003));
         let mut raft: Vec<u16> = (1..=3)
@@ -229,7 +233,8 @@ mod tests {
         raft.dedup();
         assert_eq!(raft.len(), 6);
         assert_eq!(raft[0], 7101);
-        assert!(l.config(2, Path::new("/tmp/x")).contains("node_id = 2"));
+        let cfg = l.config(2, Path::new("/tmp/x"));
+        assert!(cfg.contains("node_id = 2") && cfg.contains("read_mode = \"lease\""));
     }
 
     #[test]
@@ -237,21 +242,24 @@ mod tests {
         assert!(Layout {
             nodes: 0,
             base_port: 7001,
-            cores: vec![0]
+            cores: vec![0],
+            read_mode: "lease".into(),
         }
         .check()
         .is_err());
         assert!(Layout {
             nodes: 3,
             base_port: 65500,
-            cores: vec![0]
+            cores: vec![0],
+            read_mode: "lease".into(),
         }
         .check()
         .is_err());
         assert!(Layout {
             nodes: 3,
             base_port: 7001,
-            cores: vec![0, 1]
+            cores: vec![0, 1],
+            read_mode: "lease".into(),
         }
         .check()
         .is_ok());

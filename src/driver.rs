@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use shards::lease::Invalidation;
 use shards::{Event, LogCommand, MembershipChange, Reply, WriteOp};
 
 use crate::clock::now_ms;
@@ -91,7 +92,9 @@ impl Driver {
             let now = Instant::now();
             if now >= next_tick {
                 for g in &self.groups {
-                    self.core.groups[g].borrow_mut().tick();
+                    self.core.groups[g]
+                        .borrow_mut()
+                        .tick(crate::peer::boottime_ns());
                 }
                 // Do not replay missed ticks in a burst after a stall: that would time out
                 // elections spuriously. One tick per iteration, re-anchored on now.
@@ -117,7 +120,9 @@ impl Driver {
                 let gid = self.groups[i];
                 let core = self.core.clone();
                 let cell = &core.groups[&gid];
-                let work = cell.borrow_mut().take_ready(&mut events);
+                let work = cell
+                    .borrow_mut()
+                    .take_ready(&mut events, crate::peer::boottime_ns());
                 let Some(mut work) = work else { continue };
                 // Leader messages (appends, heartbeats) may leave before our own fsync.
                 self.send(gid, std::mem::take(&mut work.messages));
@@ -198,6 +203,11 @@ impl Driver {
                 continue;
             }
             if self.core.shutdown.is_set() && self.core.waiters.borrow().writes.is_empty() {
+                for g in &self.groups {
+                    self.core.groups[g]
+                        .borrow_mut()
+                        .invalidate_lease(Invalidation::Shutdown, crate::peer::boottime_ns());
+                }
                 return Stop::Shutdown;
             }
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -401,7 +411,7 @@ impl Driver {
                         to = preferred,
                         "transferring leadership to the preferred node"
                     );
-                    g.transfer_leader(preferred);
+                    g.transfer_leader(preferred, crate::peer::boottime_ns());
                     drop(g);
                     self.core.driver_wake.notify();
                     return;
@@ -447,6 +457,11 @@ impl Driver {
         s.applied.store(g.applied_index(), Ordering::Relaxed);
         s.commit.store(g.commit_index(), Ordering::Relaxed);
         s.leader.store(g.is_leader(), Ordering::Relaxed);
+        let now = crate::peer::boottime_ns();
+        s.lease_remaining_ms
+            .store(g.lease_remaining_ns(now) / 1_000_000, Ordering::Relaxed);
+        s.lease_invalidations
+            .store(g.lease_stats().invalidations_total(), Ordering::Relaxed);
         let old = s.leader_id.swap(g.leader_id(), Ordering::Relaxed);
         if old != g.leader_id() && old != 0 {
             if let Some(c) = self.core.cluster.as_ref() {
@@ -458,6 +473,11 @@ impl Driver {
     /// After a WAL failure nothing pending can become durable: fail every waiter.
     fn fail_all(&self, why: &str) {
         tracing::error!(core = self.core.index, "{why}");
+        for g in &self.groups {
+            self.core.groups[g]
+                .borrow_mut()
+                .invalidate_lease(Invalidation::StorageError, crate::peer::boottime_ns());
+        }
         let mut w = self.core.waiters.borrow_mut();
         for (_, tx) in w.writes.drain() {
             let _ = tx.send(Reply::err(format!("ERR {why}")));

@@ -61,6 +61,14 @@ fn not_leader(group: u32, leader: u64) -> Reply {
     ))
 }
 
+/// Counts a read served from the lease (hit) or sent through ReadIndex (miss).
+fn lease_outcome(core: &Core, group: u32, hit: bool) {
+    if let Some(s) = core.shared.group_stats.get(group as usize) {
+        let c = if hit { &s.lease_hits } else { &s.lease_misses };
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn transferring(group: u32) -> Reply {
     Reply::err(format!(
         "TRYAGAIN shard group {group} is transferring leadership; retry"
@@ -190,8 +198,12 @@ pub fn local_read(core: &Rc<Core>, group: u32, op: ReadOp, may_forward: bool) ->
     };
     {
         let g = cell.borrow();
-        match g.read_gate() {
-            ReadGate::Local => return Issued::Done(g.read_local(&op, now_ms())),
+        // One clock sample decides the lease; the read follows under the same borrow.
+        match g.read_gate(crate::peer::boottime_ns()) {
+            ReadGate::Local => {
+                lease_outcome(core, group, true);
+                return Issued::Done(g.read_local(&op, now_ms()));
+            }
             ReadGate::NotLeader { leader } => {
                 drop(g);
                 return not_leader_path(core, group, leader, Request::Read(op), may_forward);
@@ -216,9 +228,17 @@ async fn slow_read(core: Rc<Core>, group: u32, op: ReadOp, may_forward: bool) ->
         let Some(remaining) = timeout.checked_sub(start.elapsed()) else {
             return timeout_error("read", timeout);
         };
-        let gate = cell.borrow().read_gate();
+        let gate = {
+            let g = cell.borrow();
+            let gate = g.read_gate(crate::peer::boottime_ns());
+            if gate == ReadGate::Local {
+                // Lease (or own-term apply) confirmed: read under the same borrow.
+                return g.read_local(&op, now_ms());
+            }
+            gate
+        };
         match gate {
-            ReadGate::Local => return cell.borrow().read_local(&op, now_ms()),
+            ReadGate::Local => unreachable!("handled above under the same borrow"),
             ReadGate::NotLeader { leader } => {
                 return not_leader_path(&core, group, leader, Request::Read(op), may_forward)
                     .resolve()
@@ -239,6 +259,7 @@ async fn slow_read(core: Rc<Core>, group: u32, op: ReadOp, may_forward: bool) ->
                 }
             }
             ReadGate::ReadIndex => {
+                lease_outcome(&core, group, false);
                 let id = match cell.borrow_mut().read_index() {
                     Ok(id) => id,
                     Err(reply) => return reply,
@@ -287,7 +308,7 @@ pub fn local_membership(
         let mut g = cell.borrow_mut();
         return Issued::Done(match g.best_transferee() {
             Some(to) => {
-                g.transfer_leader(to);
+                g.transfer_leader(to, crate::peer::boottime_ns());
                 drop(g);
                 core.driver_wake.notify();
                 Reply::err(format!(

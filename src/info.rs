@@ -134,7 +134,11 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
     if wants(sections, "leasekv", true) {
         let _ = write!(
             out,
-            "# Leasekv\r\ncores:{}\r\ncore_cpus:{}\r\ngroups:{}\r\n",
+            "# Leasekv\r\nread_mode:{}\r\ncores:{}\r\ncore_cpus:{}\r\ngroups:{}\r\n",
+            match cfg.read_mode {
+                crate::config::ReadMode::Lease => "lease",
+                crate::config::ReadMode::ReadIndex => "readindex",
+            },
             cfg.cores.len(),
             cfg.cores
                 .iter()
@@ -161,13 +165,17 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
             let _ =
                 write!(
                 out,
-                "group{g}:core={},slots={lo}-{hi},role={},term={},commit={},applied={},keys={}\r\n",
+                "group{g}:core={},slots={lo}-{hi},role={},term={},commit={},applied={},keys={},lease_remaining_ms={},lease_hits={},lease_misses={},lease_invalidations={}\r\n",
                 sh.routing.core_of_group(g),
                 if s.leader.load(Ordering::Relaxed) { "leader" } else { "follower" },
                 s.term.load(Ordering::Relaxed),
                 s.commit.load(Ordering::Relaxed),
                 s.applied.load(Ordering::Relaxed),
                 s.keys.load(Ordering::Relaxed),
+                s.lease_remaining_ms.load(Ordering::Relaxed),
+                s.lease_hits.load(Ordering::Relaxed),
+                s.lease_misses.load(Ordering::Relaxed),
+                s.lease_invalidations.load(Ordering::Relaxed),
             );
         }
         out.push_str("\r\n");

@@ -73,6 +73,9 @@ struct DemoArgs {
     /// Keep the data directory after stopping.
     #[arg(long)]
     keep_data: bool,
+    /// How the nodes serve reads: `lease` or `readindex`.
+    #[arg(long, default_value = "readindex", value_parser = ["lease", "readindex"])]
+    read_mode: String,
 }
 
 #[derive(clap::Args, Default)]
@@ -161,6 +164,7 @@ fn demo(d: DemoArgs) -> ExitCode {
         nodes: d.nodes,
         base_port: d.base_port,
         cores,
+        read_mode: d.read_mode,
     };
     match leasekv::demo::run(layout, d.keep_data) {
         Ok(()) => ExitCode::SUCCESS,

@@ -281,6 +281,10 @@ async fn start_core(
             node_id: shared.config.node_id,
             bootstrap_voters,
             bootstrap_members,
+            lease_ns: match cfg.read_mode {
+                crate::config::ReadMode::Lease => cfg.raft.lease_ns(),
+                crate::config::ReadMode::ReadIndex => 0,
+            },
             election_ticks: shared.config.raft.election_ticks,
             heartbeat_ticks: shared.config.raft.heartbeat_ticks,
             incarnation: shared.incarnation,

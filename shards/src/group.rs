@@ -19,12 +19,13 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 use raft::eraftpb::{
     ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
-    HardState, Message, Snapshot,
+    HardState, Message, MessageType, Snapshot,
 };
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use raft_proto::ConfChangeI;
 
 use crate::kv::KvState;
+use crate::lease::{Invalidation, LeaseConfig, LeaseStats, LeaseTracker};
 use crate::logger;
 use crate::members::{self, Member, Members};
 use crate::ops::{LogCommand, ReadOp};
@@ -46,6 +47,9 @@ pub struct GroupSpec {
     /// Distinguishes this process's proposals from those of an earlier run of the same node
     /// (proposal ids restart at 1 on every start).
     pub incarnation: u64,
+    /// Leader lease length; 0 disables lease reads (every multi-voter read uses ReadIndex).
+    /// Must be below (election_ticks - 1) x tick - clock drift (see `lease`).
+    pub lease_ns: u64,
 }
 
 /// What the group recovered from disk.
@@ -140,6 +144,10 @@ pub struct ShardGroup {
     raw: RawNode<LogStorage>,
     kv: KvState,
     members: Members,
+    lease: LeaseTracker,
+    /// The clock sample of the call in progress (conf changes applied inside take_ready
+    /// recompute the lease with it).
+    clock: Option<u64>,
     applied_index: u64,
     /// Term of the last applied entry: the leader may read locally only once this equals
     /// its current term (it has applied an entry of its own term).
@@ -201,11 +209,19 @@ impl ShardGroup {
         let log = logger::for_group(spec.group);
         let raw = RawNode::new(&cfg, storage, &log)
             .map_err(|e| format!("group {}: raft: {e}", spec.group))?;
+        let lease = LeaseTracker::new(
+            LeaseConfig {
+                duration_ns: spec.lease_ns,
+            },
+            spec.node_id,
+        );
         Ok(ShardGroup {
             spec,
             raw,
             kv,
             members,
+            lease,
+            clock: None,
             applied_index: snap_index,
             applied_term: snap_term,
             next_proposal: 1,
@@ -257,14 +273,63 @@ impl ShardGroup {
         self.raw.campaign().map_err(|e| e.to_string())
     }
 
-    pub fn tick(&mut self) {
+    pub fn tick(&mut self, now_ns: Option<u64>) {
         self.raw.tick();
+        // check_quorum may have made this leader step down.
+        self.sync_lease_role(now_ns);
     }
 
-    /// Feeds a Raft message from a peer. Errors (e.g. a message from an unknown peer) are
-    /// returned for logging; they never corrupt state.
-    pub fn step(&mut self, msg: Message) -> Result<(), String> {
-        self.raw.step(msg).map_err(|e| e.to_string())
+    /// Feeds a Raft message from a peer, with the echo of the frame it came in (see
+    /// `lease`) and one clock sample. Acknowledgements renew the lease before raft-rs sees
+    /// them; a step-down invalidates it before this returns. Errors (e.g. a message from an
+    /// unknown peer) are returned for logging; they never corrupt state.
+    pub fn step(&mut self, msg: Message, echo_ns: u64, now_ns: Option<u64>) -> Result<(), String> {
+        if matches!(
+            msg.get_msg_type(),
+            MessageType::MsgAppendResponse | MessageType::MsgHeartbeatResponse
+        ) {
+            self.lease.on_ack(msg.from, msg.term, echo_ns, now_ns);
+        }
+        let r = self.raw.step(msg).map_err(|e| e.to_string());
+        self.sync_lease_role(now_ns);
+        r
+    }
+
+    /// Keeps the lease tracker's view of leadership equal to raft-rs's: a new leadership
+    /// starts without a lease; a lost one invalidates it at once (rule 7).
+    fn sync_lease_role(&mut self, now_ns: Option<u64>) {
+        let leading = self.is_leader();
+        if leading && (!self.lease.is_leader() || self.lease.term() != self.term()) {
+            let voters = self.raw.store().conf_state().voters.clone();
+            self.lease.on_become_leader(self.term(), &voters);
+            if self.applied_term == self.term() {
+                self.lease.on_own_term_applied(self.term());
+            }
+        } else if !leading && self.lease.is_leader() {
+            let reason = if self.term() > self.lease.term() {
+                Invalidation::HigherTerm
+            } else {
+                Invalidation::StepDown
+            };
+            self.lease.invalidate(reason, now_ns);
+        }
+    }
+
+    /// Invalidates the lease now (shutdown, storage failure).
+    pub fn invalidate_lease(&mut self, reason: Invalidation, now_ns: Option<u64>) {
+        self.lease.invalidate(reason, now_ns);
+    }
+
+    pub fn lease_valid(&self, now_ns: Option<u64>) -> bool {
+        self.lease.is_valid(now_ns)
+    }
+
+    pub fn lease_remaining_ns(&self, now_ns: Option<u64>) -> u64 {
+        self.lease.remaining_ns(now_ns)
+    }
+
+    pub fn lease_stats(&self) -> &LeaseStats {
+        self.lease.stats()
     }
 
     /// Proposes a write. Returns the proposal id that a later [`Event::Applied`] or
@@ -312,7 +377,7 @@ impl ShardGroup {
     /// Where a read may be served from now. The one-voter group is its own quorum, so its
     /// leader may read locally once it has applied an entry of its own term; larger groups
     /// confirm leadership with ReadIndex (lease reads come later through this same gate).
-    pub fn read_gate(&self) -> ReadGate {
+    pub fn read_gate(&self, now_ns: Option<u64>) -> ReadGate {
         if !self.is_leader() {
             return ReadGate::NotLeader {
                 leader: self.leader_id(),
@@ -325,7 +390,9 @@ impl ShardGroup {
             return ReadGate::NotReady;
         }
         let cs = self.raw.store().conf_state();
-        if cs.voters == [self.spec.node_id] && cs.voters_outgoing.is_empty() {
+        if (cs.voters == [self.spec.node_id] && cs.voters_outgoing.is_empty())
+            || self.lease.is_valid(now_ns)
+        {
             ReadGate::Local
         } else {
             ReadGate::ReadIndex
@@ -358,7 +425,10 @@ impl ShardGroup {
     }
 
     /// Asks `to` to take over leadership (it must be a voter; raft-rs ignores it otherwise).
-    pub fn transfer_leader(&mut self, to: u64) {
+    /// The lease ends first (rule 6): the transferee campaigns at once and its votes bypass
+    /// the followers' lease check.
+    pub fn transfer_leader(&mut self, to: u64, now_ns: Option<u64>) {
+        self.lease.invalidate(Invalidation::Transfer, now_ns);
         self.raw.transfer_leader(to);
     }
 
@@ -395,10 +465,16 @@ impl ShardGroup {
 
     /// Takes the next Ready (see the module doc). Committed entries are applied here and
     /// their outcomes appended to `events`. Returns None when there is nothing to do.
-    pub fn take_ready(&mut self, events: &mut Vec<Event>) -> Option<ReadyWork> {
+    pub fn take_ready(
+        &mut self,
+        events: &mut Vec<Event>,
+        now_ns: Option<u64>,
+    ) -> Option<ReadyWork> {
         if !self.raw.has_ready() {
             return None;
         }
+        self.clock = now_ns;
+        self.sync_lease_role(now_ns);
         let mut rd = self.raw.ready();
         let mut work = ReadyWork {
             number: rd.number(),
@@ -525,6 +601,9 @@ impl ShardGroup {
             };
             self.applied_index = e.index;
             self.applied_term = e.term;
+            if e.term == self.term() && self.is_leader() {
+                self.lease.on_own_term_applied(e.term);
+            }
 
             // Match the slot to our own proposals: earlier slots we proposed into were taken
             // by other entries (never applied), this slot is ours only if the context says so.
@@ -568,7 +647,14 @@ impl ShardGroup {
             }
         };
         match self.raw.apply_conf_change(&cc) {
-            Ok(cs) => self.raw.mut_store().set_conf_state(cs),
+            Ok(cs) => {
+                // A removed peer's old acks must never count again: recompute at once.
+                self.lease.on_config_change(&cs.voters, self.clock);
+                if !cs.voters.contains(&self.spec.node_id) && self.lease.is_leader() {
+                    self.lease.invalidate(Invalidation::Removed, self.clock);
+                }
+                self.raw.mut_store().set_conf_state(cs)
+            }
             Err(e) => {
                 tracing::error!(group = self.spec.group, index, %e, "conf change rejected");
                 return;

@@ -4,11 +4,14 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use bytes::Bytes;
-use raft::eraftpb::{Entry, HardState, Message, Snapshot};
+use raft::eraftpb::{Entry, HardState, Message, MessageType, Snapshot};
 use shards::{
-    Event, GroupSpec, LogCommand, Member, MembershipChange, ReadOp, Recovered, Reply, SetCond,
-    ShardGroup, WriteOp,
+    Event, GroupSpec, LogCommand, Member, MembershipChange, ReadGate, ReadOp, Recovered, Reply,
+    SetCond, ShardGroup, WriteOp,
 };
+
+/// 10 ms ticks; election timeout 10 ticks (see `spec`).
+const TICK_NS: u64 = 10_000_000;
 
 fn member(id: u64) -> Member {
     Member {
@@ -34,7 +37,13 @@ struct Node {
 
 struct Sim {
     nodes: BTreeMap<u64, Node>,
-    net: VecDeque<Message>,
+    /// In flight: (message, sender's clock when sent, echo it carries).
+    net: VecDeque<(Message, u64, u64)>,
+    /// One clock for the whole simulation, in ns (nodes' clocks agree: zero drift).
+    now: u64,
+    /// heard[(node, from)]: send time of the latest append/heartbeat/snapshot `node` got
+    /// from `from` — what `node` echoes back (src/peer.rs semantics).
+    heard: BTreeMap<(u64, u64), u64>,
     /// Nodes cut off from everyone (messages to and from them are dropped).
     isolated: HashSet<u64>,
 }
@@ -48,14 +57,23 @@ fn spec(id: u64, voters: &[u64], members: &[u64]) -> GroupSpec {
         election_ticks: 10,
         heartbeat_ticks: 2,
         incarnation: 1,
+        lease_ns: 0,
     }
 }
 
 impl Sim {
     fn new(voters: &[u64]) -> Sim {
+        Sim::with_lease(voters, 0)
+    }
+
+    fn with_lease(voters: &[u64], lease_ns: u64) -> Sim {
         let mut nodes = BTreeMap::new();
         for &id in voters {
-            let g = ShardGroup::new(spec(id, voters, voters), Recovered::default()).unwrap();
+            let spec = GroupSpec {
+                lease_ns,
+                ..spec(id, voters, voters)
+            };
+            let g = ShardGroup::new(spec, Recovered::default()).unwrap();
             nodes.insert(
                 id,
                 Node {
@@ -68,6 +86,8 @@ impl Sim {
         Sim {
             nodes,
             net: VecDeque::new(),
+            now: 1_000_000_000,
+            heard: BTreeMap::new(),
             isolated: HashSet::new(),
         }
     }
@@ -88,8 +108,9 @@ impl Sim {
     /// One round: every node handles its Ready (persisting it), then the network delivers
     /// everything in flight.
     fn step(&mut self) {
-        for node in self.nodes.values_mut() {
-            while let Some(work) = node.group.take_ready(&mut node.events) {
+        let now = self.now;
+        for (&id, node) in self.nodes.iter_mut() {
+            while let Some(work) = node.group.take_ready(&mut node.events, Some(now)) {
                 if let Some(s) = &work.snapshot {
                     node.disk.snapshot = Some(s.clone());
                     node.disk.entries.clear();
@@ -101,25 +122,38 @@ impl Sim {
                 if let Some(hs) = &work.hard_state {
                     node.disk.hs = Some(hs.clone());
                 }
-                self.net.extend(work.messages);
-                self.net.extend(node.group.on_persisted(work.number));
+                let mut out = work.messages;
+                out.extend(node.group.on_persisted(work.number));
+                for m in out {
+                    let echo = self.heard.get(&(id, m.to)).copied().unwrap_or(0);
+                    self.net.push_back((m, now, echo));
+                }
             }
         }
-        let msgs: Vec<Message> = self.net.drain(..).collect();
-        for m in msgs {
+        let msgs: Vec<(Message, u64, u64)> = self.net.drain(..).collect();
+        for (m, sent_at, echo) in msgs {
             if self.isolated.contains(&m.from) || self.isolated.contains(&m.to) {
                 continue;
             }
+            if matches!(
+                m.get_msg_type(),
+                MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
+            ) {
+                let h = self.heard.entry((m.to, m.from)).or_insert(0);
+                *h = (*h).max(sent_at);
+            }
             if let Some(n) = self.nodes.get_mut(&m.to) {
-                let _ = n.group.step(m);
+                let _ = n.group.step(m, echo, Some(now));
             }
         }
     }
 
     fn tick(&mut self, n: usize) {
         for _ in 0..n {
+            self.now += TICK_NS;
+            let now = self.now;
             for node in self.nodes.values_mut() {
-                node.group.tick();
+                node.group.tick(Some(now));
                 // What the runtime's driver does: checkpoint when raft wants a snapshot.
                 if node.group.snapshot_wanted() {
                     node.disk.snapshot = Some(node.group.checkpoint().snapshot);
@@ -313,7 +347,7 @@ fn removing_members_and_the_leaders_self_removal_guard() {
     );
     let to = g.best_transferee().unwrap();
     assert_ne!(to, l);
-    g.transfer_leader(to);
+    g.transfer_leader(to, Some(1_000_000_000));
     assert!(g.is_transferring());
     sim.tick(20);
     assert_eq!(sim.leader(), Some(to));
@@ -360,4 +394,99 @@ fn members_survive_restart_from_checkpoint_and_log() {
     let g = ShardGroup::new(spec(2, &[1, 2, 3], &[1, 2, 3]), rec).unwrap();
     assert_eq!(g.members().get(&4), Some(&member(4)));
     assert!(g.learners().contains(&4));
+}
+
+/// Lease = 60 ms < (10 - 1) x 10 ms - 20 ms drift margin.
+const LEASE_NS: u64 = 60_000_000;
+
+#[test]
+fn lease_reads_need_no_read_index_while_heartbeats_flow() {
+    let mut sim = Sim::with_lease(&[1, 2, 3], LEASE_NS);
+    let l = sim.elect();
+    sim.tick(3);
+    let mut local = 0;
+    for _ in 0..100 {
+        sim.tick(1);
+        let g = &sim.nodes[&l].group;
+        if g.read_gate(Some(sim.now)) == ReadGate::Local {
+            local += 1;
+        }
+    }
+    // Heartbeats every 2 ticks keep the lease warm: every check is a local read.
+    assert_eq!(local, 100);
+    assert!(sim.nodes[&l].group.lease_stats().extensions() > 0);
+    // Followers never hold a lease.
+    for (id, n) in &sim.nodes {
+        if *id != l {
+            assert!(!n.group.lease_valid(Some(sim.now)));
+        }
+    }
+}
+
+#[test]
+fn a_partitioned_leader_stops_lease_reads_before_anyone_else_can_lead() {
+    let mut sim = Sim::with_lease(&[1, 2, 3], LEASE_NS);
+    let old = sim.elect();
+    sim.tick(4);
+    assert_eq!(
+        sim.nodes[&old].group.read_gate(Some(sim.now)),
+        ReadGate::Local
+    );
+    // Clients still reach the old leader; its peers do not.
+    let cut_at = sim.now;
+    sim.isolated.insert(old);
+    let mut lost_lease_at = None;
+    let mut new_leader_at = None;
+    for _ in 0..300 {
+        sim.tick(1);
+        if lost_lease_at.is_none() && !sim.nodes[&old].group.lease_valid(Some(sim.now)) {
+            lost_lease_at = Some(sim.now);
+        }
+        if new_leader_at.is_none()
+            && sim
+                .nodes
+                .iter()
+                .any(|(id, n)| *id != old && n.group.is_leader())
+        {
+            new_leader_at = Some(sim.now);
+        }
+        // The safety property: never two nodes that may serve local reads.
+        let local: Vec<u64> = sim
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.group.read_gate(Some(sim.now)) == ReadGate::Local)
+            .map(|(id, _)| *id)
+            .collect();
+        assert!(
+            local.len() <= 1,
+            "two nodes serve local reads at {}: {local:?}",
+            sim.now
+        );
+        if lost_lease_at.is_some() && new_leader_at.is_some() {
+            break;
+        }
+    }
+    let lost = lost_lease_at.expect("the old leader's lease ends");
+    let new = new_leader_at.expect("the majority elects a new leader");
+    // No later than the lease duration after the last quorum contact (the cut), and
+    // before the other side has a leader.
+    assert!(
+        lost <= cut_at + LEASE_NS + TICK_NS,
+        "lease outlived its bound"
+    );
+    assert!(lost < new, "lease ended at {lost}, new leader at {new}");
+}
+
+#[test]
+fn a_transfer_ends_the_lease_at_once() {
+    let mut sim = Sim::with_lease(&[1, 2, 3], LEASE_NS);
+    let l = sim.elect();
+    sim.tick(4);
+    let now = sim.now;
+    let g = &mut sim.nodes.get_mut(&l).unwrap().group;
+    assert!(g.lease_valid(Some(now)));
+    let to = g.best_transferee().unwrap();
+    g.transfer_leader(to, Some(now));
+    assert!(!g.lease_valid(Some(now)));
+    assert_eq!(g.read_gate(Some(now)), ReadGate::Transferring);
 }

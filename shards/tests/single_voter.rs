@@ -16,6 +16,7 @@ fn spec() -> GroupSpec {
         election_ticks: 10,
         heartbeat_ticks: 2,
         incarnation: 7,
+        lease_ns: 0,
     }
 }
 
@@ -42,7 +43,7 @@ impl Disk {
 fn drive(g: &mut ShardGroup, disk: &mut Disk) -> Vec<Event> {
     let mut events = Vec::new();
     for _ in 0..100 {
-        match g.take_ready(&mut events) {
+        match g.take_ready(&mut events, Some(1)) {
             Some(work) => {
                 disk.persist(&work);
                 let after = g.on_persisted(work.number);
@@ -77,19 +78,19 @@ fn get(key: &str) -> ReadOp {
 fn elects_itself_applies_writes_only_after_persistence_and_gates_reads() {
     let mut g = ShardGroup::new(spec(), Recovered::default()).unwrap();
     let mut disk = Disk::default();
-    assert!(matches!(g.read_gate(), ReadGate::NotLeader { .. }));
+    assert!(matches!(g.read_gate(Some(1)), ReadGate::NotLeader { .. }));
     g.campaign().unwrap();
     assert!(g.is_leader());
     // Before its no-op entry of the new term is applied, the leader must not read locally.
-    assert_eq!(g.read_gate(), ReadGate::NotReady);
+    assert_eq!(g.read_gate(Some(1)), ReadGate::NotReady);
     let events = drive(&mut g, &mut disk);
     assert!(events.contains(&Event::LeaderReady));
-    assert_eq!(g.read_gate(), ReadGate::Local);
+    assert_eq!(g.read_gate(Some(1)), ReadGate::Local);
 
     let p = g.propose(&set("a", "1")).unwrap();
     // Take the Ready but do not acknowledge persistence: nothing may be applied.
     let mut events = Vec::new();
-    let work = g.take_ready(&mut events).unwrap();
+    let work = g.take_ready(&mut events, Some(1)).unwrap();
     assert_eq!(work.entries.len(), 1);
     assert!(events.iter().all(|e| !matches!(e, Event::Applied { .. })));
     assert_eq!(g.read_local(&get("a"), 0), Reply::Nil);
@@ -148,7 +149,7 @@ fn restart_replays_the_persisted_log_and_checkpoint() {
     .unwrap();
     g2.campaign().unwrap();
     drive(&mut g2, &mut disk);
-    assert_eq!(g2.read_gate(), ReadGate::Local);
+    assert_eq!(g2.read_gate(Some(1)), ReadGate::Local);
     assert_eq!(g2.read_local(&get("k3"), 0), Reply::Bulk(Bytes::from("3")));
     assert_eq!(
         g2.read_local(&get("after"), 0),
