@@ -28,6 +28,83 @@ const ADMIN_DEADLINE: Duration = Duration::from_secs(30);
 
 pub fn is_admin(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"leasekv.admin")
+        || name.eq_ignore_ascii_case(b"leasekv.lease")
+        || name.eq_ignore_ascii_case(b"leasekv.debug")
+}
+
+/// `LEASEKV.LEASE [group]`: each group's role and lease as this node sees it.
+fn lease_status(core: &Core, argv: &[Bytes]) -> Reply {
+    let sh = &core.shared;
+    let groups: Vec<u32> = match argv.get(1) {
+        None => (0..sh.routing.groups()).collect(),
+        Some(g) => match arg_str(g).ok().and_then(|s| s.parse::<u32>().ok()) {
+            Some(g) if g < sh.routing.groups() => vec![g],
+            _ => return Reply::err("ERR group must be an integer below the number of groups"),
+        },
+    };
+    if argv.len() > 2 {
+        return Reply::wrong_arity("leasekv.lease");
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    let field = |k: &str, v: Reply| (Reply::bulk(k.to_string()), v);
+    Reply::Array(
+        groups
+            .into_iter()
+            .map(|g| {
+                let s = &sh.group_stats[g as usize];
+                let leader = s.leader.load(Relaxed);
+                Reply::Map(vec![
+                    field("group", Reply::Int(g as i64)),
+                    field(
+                        "role",
+                        Reply::bulk(if leader { "leader" } else { "follower" }),
+                    ),
+                    field("leader", Reply::Int(s.leader_id.load(Relaxed) as i64)),
+                    field("term", Reply::Int(s.term.load(Relaxed) as i64)),
+                    field(
+                        "lease_remaining_ms",
+                        Reply::Int(s.lease_remaining_ms.load(Relaxed) as i64),
+                    ),
+                    field("lease_hits", Reply::Int(s.lease_hits.load(Relaxed) as i64)),
+                    field(
+                        "lease_misses",
+                        Reply::Int(s.lease_misses.load(Relaxed) as i64),
+                    ),
+                    field(
+                        "lease_invalidations",
+                        Reply::Int(s.lease_invalidations.load(Relaxed) as i64),
+                    ),
+                ])
+            })
+            .collect(),
+    )
+}
+
+/// `LEASEKV.DEBUG ISOLATE on|off`: fault injection for tests (needs `debug_commands`).
+fn debug(core: &Core, argv: &[Bytes]) -> Reply {
+    if !core.shared.config.debug_commands {
+        return Reply::err(
+            "ERR LEASEKV.DEBUG is disabled (set debug_commands = true, for tests only)",
+        );
+    }
+    let sub = argv
+        .get(1)
+        .map(|b| String::from_utf8_lossy(b).to_ascii_uppercase());
+    let arg = argv
+        .get(2)
+        .map(|b| String::from_utf8_lossy(b).to_ascii_lowercase());
+    match (sub.as_deref(), arg.as_deref(), argv.len()) {
+        (Some("ISOLATE"), Some(v @ ("on" | "off")), 3) => {
+            core.shared
+                .debug_isolated
+                .store(v == "on", std::sync::atomic::Ordering::Relaxed);
+            for inbox in &core.shared.inboxes {
+                inbox.wake(); // drivers apply it on their next iteration
+            }
+            Reply::Ok
+        }
+        _ => Reply::err("ERR usage: LEASEKV.DEBUG ISOLATE on|off"),
+    }
 }
 
 fn arg_str(b: &Bytes) -> Result<&str, Reply> {
@@ -53,6 +130,12 @@ fn parse_addr(b: &Bytes, what: &str) -> Result<String, Reply> {
 
 /// Runs `LEASEKV.ADMIN <sub> ...` (argv[0] is the command name).
 pub async fn run(core: &Rc<Core>, argv: &[Bytes]) -> Reply {
+    if argv[0].eq_ignore_ascii_case(b"leasekv.lease") {
+        return lease_status(core, argv);
+    }
+    if argv[0].eq_ignore_ascii_case(b"leasekv.debug") {
+        return debug(core, argv);
+    }
     let Some(sub) = argv.get(1) else {
         return Reply::wrong_arity("leasekv.admin");
     };

@@ -93,6 +93,8 @@ pub struct Config {
     pub redirect: Redirect,
     /// `read_mode = "lease" | "readindex"`.
     pub read_mode: ReadMode,
+    /// Enables `LEASEKV.DEBUG` (fault injection for tests). Never on in production.
+    pub debug_commands: bool,
     /// Identifies the cluster in every transport handshake; 1..=255 bytes, no control chars.
     pub cluster_id: String,
     pub transport: TransportSettings,
@@ -352,6 +354,8 @@ struct FileConfig {
     replication: Option<u32>,
     redirect: Option<Redirect>,
     read_mode: Option<ReadMode>,
+    #[serde(default)]
+    debug_commands: bool,
     cluster_id: Option<String>,
     #[serde(default)]
     transport: TransportFile,
@@ -499,6 +503,7 @@ pub fn resolve(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError
         replication: file.replication.unwrap_or(3),
         redirect: file.redirect.unwrap_or_default(),
         read_mode: file.read_mode.unwrap_or_default(),
+        debug_commands: file.debug_commands,
         cluster_id: file.cluster_id.unwrap_or_else(|| "leasekv".to_owned()),
         transport,
         metrics_addr: file.metrics_addr,

@@ -62,6 +62,8 @@ pub struct Shared {
     pub clients: AtomicUsize,
     pub next_client_id: AtomicU64,
     pub shutdown: AtomicBool,
+    /// Fault injection (`LEASEKV.DEBUG ISOLATE`): drop all Raft traffic of this node.
+    pub debug_isolated: AtomicBool,
     pub started: Instant,
     /// Identifies this process's proposals (see shards::GroupSpec::incarnation).
     pub incarnation: u64,

@@ -50,6 +50,8 @@ pub struct Driver {
     members_dirty: bool,
     /// Last compaction forced because raft-rs wanted a fresher snapshot (rate limit).
     last_forced_snapshot: Option<Instant>,
+    /// Fault injection state applied to this core's transport.
+    isolated: bool,
 }
 
 /// Why the driver stopped.
@@ -78,6 +80,7 @@ impl Driver {
             peers,
             members_dirty: true,
             last_forced_snapshot: None,
+            isolated: false,
         }
     }
 
@@ -110,6 +113,18 @@ impl Driver {
                     self.balance_leaders();
                 }
                 next_balance = now + BALANCE_EVERY;
+            }
+            let isolate = self.core.shared.debug_isolated.load(Ordering::Relaxed);
+            if isolate != self.isolated {
+                if let Some(c) = self.core.cluster.as_ref() {
+                    tracing::warn!(
+                        core = self.core.index,
+                        isolate,
+                        "fault injection: Raft traffic isolation"
+                    );
+                    c.transport.set_isolated(isolate);
+                }
+                self.isolated = isolate;
             }
             if self.members_dirty {
                 self.members_dirty = false;

@@ -66,6 +66,7 @@ pub fn run(config: Config) -> Result<(), String> {
         clients: AtomicUsize::new(0),
         next_client_id: AtomicU64::new(1),
         shutdown: AtomicBool::new(false),
+        debug_isolated: AtomicBool::new(false),
         started: Instant::now(),
         incarnation,
         config,

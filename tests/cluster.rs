@@ -967,3 +967,233 @@ fn adding_a_fourth_node_and_removing_one_under_load_loses_no_acked_write() {
     // The removed node still shuts down cleanly.
     c.terminate(1);
 }
+
+/// A lease-mode cluster with fault injection and short request deadlines.
+fn lease_opts(raft_extra: &str) -> ClusterOptions {
+    ClusterOptions {
+        extra_toml:
+            "read_mode = \"lease\"\ndebug_commands = true\n[limits]\nrequest_timeout_ms = 1000\n"
+                .into(),
+        raft_extra: raft_extra.into(),
+        ..ClusterOptions::default()
+    }
+}
+
+fn conn(c: &TestCluster, id: u64, timeout: Duration) -> redis::Connection {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", c.client_port(id))).unwrap();
+    let conn = client.get_connection().expect("connect");
+    conn.set_read_timeout(Some(timeout)).unwrap();
+    conn.set_write_timeout(Some(timeout)).unwrap();
+    conn
+}
+
+/// (lease hits, lease misses) summed over every group and node.
+fn lease_counters(c: &TestCluster, ids: &[u64]) -> (u64, u64) {
+    let (mut hits, mut misses) = (0, 0);
+    for &id in ids {
+        let info = c.info(id, "leasekv");
+        for line in info
+            .lines()
+            .filter(|l| l.starts_with("group") && l.contains(":core="))
+        {
+            let field = |k: &str| -> u64 {
+                line.split(',')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("{k} missing in {line}"))
+            };
+            hits += field("lease_hits");
+            misses += field("lease_misses");
+        }
+    }
+    (hits, misses)
+}
+
+/// Lease bound with the default timing: (20 - 1) x 10 ms - 20 ms drift - 10 ms.
+const LEASE: Duration = Duration::from_millis(160);
+
+#[test]
+fn partitioned_leader_stops_lease_reads_and_no_client_sees_a_stale_read() {
+    let mut c = TestCluster::start(3, lease_opts("balance_leaders = false"));
+    let t = topo();
+    let leaders = c.wait_for_leaders();
+    let g = 0;
+    let old = leaders[g];
+    let majority: Vec<u64> = c.ids().into_iter().filter(|&i| i != old).collect();
+    let key = t.keys_in_group(g, "part", 1).remove(0);
+    let mut rc = RetryClient::new(c.ports_of(&[old]));
+    rc.query::<()>(
+        &set_cmd(&key, "v1"),
+        Instant::now() + Duration::from_secs(10),
+    )
+    .unwrap_or_else(|(e, _)| panic!("first write: {e}"));
+    let mut to_old = conn(&c, old, Duration::from_secs(3));
+    let v: String = redis::cmd("GET").arg(&key).query(&mut to_old).unwrap();
+    assert_eq!(v, "v1");
+
+    // Cut the leader off from its peers; clients still reach it.
+    let _: () = redis::cmd("LEASEKV.DEBUG")
+        .arg("ISOLATE")
+        .arg("on")
+        .query(&mut to_old)
+        .unwrap();
+    let cut = Instant::now();
+
+    // Keep reading through the old leader while the majority moves on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = c.client_port(old);
+    let reader_stop = stop.clone();
+    let reader_key = key.clone();
+    let reader = thread::spawn(move || {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut reads: Vec<(Instant, Instant, Result<Option<String>, String>)> = Vec::new();
+        while !reader_stop.load(Ordering::Relaxed) {
+            let Ok(mut c) = client.get_connection() else {
+                continue;
+            };
+            c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let start = Instant::now();
+            let r: redis::RedisResult<Option<String>> =
+                redis::cmd("GET").arg(&reader_key).query(&mut c);
+            reads.push((start, Instant::now(), r.map_err(|e| e.to_string())));
+        }
+        reads
+    });
+    // Watch the old leader's lease run out, from the cut on (clients still reach it).
+    let watch_port = c.client_port(old);
+    let watcher = thread::spawn(move || -> Duration {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{watch_port}/")).unwrap();
+        let mut info = client.get_connection().expect("connect");
+        loop {
+            let groups: Vec<std::collections::HashMap<String, redis::Value>> =
+                redis::cmd("LEASEKV.LEASE").arg(g).query(&mut info).unwrap();
+            match groups[0].get("lease_remaining_ms") {
+                Some(redis::Value::Int(0)) => return cut.elapsed(),
+                Some(redis::Value::Int(_)) => {}
+                other => panic!("lease_remaining_ms: {other:?}"),
+            }
+            assert!(cut.elapsed() < Duration::from_secs(5), "lease never ended");
+            thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let mut rc = RetryClient::new(c.ports_of(&majority));
+    rc.query::<()>(
+        &set_cmd(&key, "v2"),
+        Instant::now() + Duration::from_secs(15),
+    )
+    .unwrap_or_else(|(e, _)| panic!("write through the majority: {e}"));
+    let v2_acked = Instant::now();
+    let lease_gone = watcher.join().unwrap();
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.join().unwrap();
+
+    let ok: Vec<_> = reads.iter().filter(|r| r.2.is_ok()).collect();
+    eprintln!(
+        "{} reads through the isolated leader ({} answered), v2 acked {:?} after the cut, lease gone after {lease_gone:?}",
+        reads.len(),
+        ok.len(),
+        v2_acked - cut
+    );
+    // No stale read: nothing that started after v2 was acknowledged returned v1.
+    for (start, end, r) in &reads {
+        if *start >= v2_acked {
+            assert_ne!(
+                r.as_ref().ok().cloned().flatten().as_deref(),
+                Some("v1"),
+                "stale read: started {:?} after v2 was acknowledged, ended {:?}",
+                *start - v2_acked,
+                *end - *start
+            );
+        }
+    }
+    // Lease reads stop no later than the lease after the last quorum contact (the cut),
+    // with slack for scheduling on a busy 2-core machine.
+    let slack = Duration::from_millis(150);
+    for (start, _, r) in &reads {
+        if r.is_ok() {
+            assert!(
+                *start < cut + LEASE + slack,
+                "the isolated leader answered a read {:?} after the cut",
+                *start - cut
+            );
+        }
+    }
+    assert!(
+        lease_gone < LEASE + slack,
+        "lease outlived its bound: {lease_gone:?}"
+    );
+    assert!(
+        v2_acked > cut + LEASE,
+        "the majority wrote before the old lease could have expired"
+    );
+
+    // Heal: the cluster converges and the old leader serves the new value.
+    let _: () = redis::cmd("LEASEKV.DEBUG")
+        .arg("ISOLATE")
+        .arg("off")
+        .query(&mut conn(&c, old, Duration::from_secs(3)))
+        .unwrap();
+    c.wait_for_leaders();
+    let mut rc = RetryClient::new(c.ports_of(&[old]));
+    let v = rc
+        .query::<String>(
+            &cmd(&["GET", &key]),
+            Instant::now() + Duration::from_secs(15),
+        )
+        .unwrap_or_else(|(e, _)| panic!("read after healing: {e}"));
+    assert_eq!(v.value, "v2");
+}
+
+#[test]
+fn lease_hits_are_at_least_999_per_mille_of_gets_under_a_steady_mixed_load() {
+    let mut c = TestCluster::start(3, lease_opts("balance_leaders = false"));
+    let ids = c.ids();
+    c.wait_for_leaders();
+    let t = topo();
+    let keys: Vec<String> = (0..t.groups)
+        .flat_map(|g| t.keys_in_group(g, "hit", 8))
+        .collect();
+    // Warm up: every group has a leader that has applied an entry of its term.
+    write_all(
+        c.ports_of(&ids),
+        &keys
+            .iter()
+            .map(|k| (k.clone(), "0".to_string()))
+            .collect::<Vec<_>>(),
+        1,
+    );
+    let (h0, m0) = lease_counters(&c, &ids);
+    let mut gets = 0u64;
+    let mut conns: Vec<redis::Connection> = ids
+        .iter()
+        .map(|&i| conn(&c, i, Duration::from_secs(5)))
+        .collect();
+    for i in 0..3000usize {
+        let k = &keys[i % keys.len()];
+        let n = conns.len();
+        let cn = &mut conns[i % n];
+        if i % 10 == 0 {
+            let _: () = redis::cmd("SET")
+                .arg(k)
+                .arg(i)
+                .query(cn)
+                .expect("SET under load");
+        } else {
+            let _: Option<String> = redis::cmd("GET").arg(k).query(cn).expect("GET under load");
+            gets += 1;
+        }
+    }
+    let (h1, m1) = lease_counters(&c, &ids);
+    let (hits, misses) = (h1 - h0, m1 - m0);
+    eprintln!("{gets} GETs: {hits} lease hits, {misses} ReadIndex");
+    assert_eq!(
+        hits + misses,
+        gets,
+        "every GET is counted once, on its group's leader"
+    );
+    assert!(
+        hits * 1000 >= gets * 999,
+        "lease hits {hits}/{gets} < 99.9%"
+    );
+}

@@ -55,6 +55,8 @@ pub struct ClusterOptions {
     /// Further top-level TOML lines for every node (before the tables), e.g.
     /// `redirect = "moved"`.
     pub extra_toml: String,
+    /// Further lines inside the `[raft]` table, e.g. `balance_leaders = false`.
+    pub raft_extra: String,
 }
 
 impl Default for ClusterOptions {
@@ -67,6 +69,7 @@ impl Default for ClusterOptions {
             snapshot_log_bytes: 64 * 1024 * 1024,
             cluster_id: "t".to_string(),
             extra_toml: String::new(),
+            raft_extra: String::new(),
         }
     }
 }
@@ -439,8 +442,8 @@ impl TestCluster {
             o.extra_toml,
         );
         s.push_str(&format!(
-            "[raft]\ntick_ms = {}\nelection_ticks = {}\nheartbeat_ticks = {}\nsnapshot_log_bytes = {}\n",
-            o.tick_ms, o.election_ticks, o.heartbeat_ticks, o.snapshot_log_bytes
+            "[raft]\ntick_ms = {}\nelection_ticks = {}\nheartbeat_ticks = {}\nsnapshot_log_bytes = {}\n{}\n",
+            o.tick_ms, o.election_ticks, o.heartbeat_ticks, o.snapshot_log_bytes, o.raft_extra
         ));
         for n in &self.nodes {
             s.push_str(&format!(
