@@ -263,9 +263,9 @@ impl RaftConfig {
 #[serde(rename_all = "lowercase")]
 pub enum ReadMode {
     /// From the leader's state while its lease is valid, else ReadIndex.
+    #[default]
     Lease,
     /// Always confirm leadership with a ReadIndex round (the comparison baseline).
-    #[default]
     ReadIndex,
 }
 
@@ -571,6 +571,34 @@ impl Config {
         if self.node_id == 0 {
             return Err(invalid("node_id", self.node_id, "must be >= 1"));
         }
+        if self.join && self.nodes.is_empty() {
+            return Err(invalid(
+                "join",
+                self.join,
+                "needs [[nodes]] listing this node and the existing members to contact",
+            ));
+        }
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "listen",
+                &self.listen,
+                "must be an IP address and port, e.g. \"127.0.0.1:6379\"",
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", &self.data_dir, "must not be empty"));
+        }
+        self.check_cores(allowed)?;
+        self.check_groups()?;
+        self.check_raft()?;
+        self.check_limits()?;
+        self.check_transport()?;
+        self.check_cluster()?;
+        // Last: a lease only makes sense once the Raft timing itself is valid.
+        self.check_lease()
+    }
+
+    fn check_lease(&self) -> Result<(), ErrorKind> {
         if self.read_mode == ReadMode::Lease {
             let r = &self.raft;
             let cfg = shards::lease::LeaseConfig {
@@ -595,29 +623,7 @@ impl Config {
                 ));
             }
         }
-        if self.join && self.nodes.is_empty() {
-            return Err(invalid(
-                "join",
-                self.join,
-                "needs [[nodes]] listing this node and the existing members to contact",
-            ));
-        }
-        if self.listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid(
-                "listen",
-                &self.listen,
-                "must be an IP address and port, e.g. \"127.0.0.1:6379\"",
-            ));
-        }
-        if self.data_dir.as_os_str().is_empty() {
-            return Err(invalid("data_dir", &self.data_dir, "must not be empty"));
-        }
-        self.check_cores(allowed)?;
-        self.check_groups()?;
-        self.check_raft()?;
-        self.check_limits()?;
-        self.check_transport()?;
-        self.check_cluster()
+        Ok(())
     }
 
     fn check_cores(&self, allowed: &[usize]) -> Result<(), ErrorKind> {
@@ -1300,7 +1306,7 @@ write_timeout_ms = 300
         // Boundaries that are allowed.
         for ok in [
             "[raft]\ntick_ms = 1000\nsnapshot_log_bytes = 65536",
-            "[raft]\nelection_ticks = 2\nheartbeat_ticks = 1",
+            "read_mode = \"readindex\"\n[raft]\nelection_ticks = 2\nheartbeat_ticks = 1",
             "[limits]\nmax_bulk_bytes = 1073741824",
             "groups = 16384",
         ] {
@@ -1416,7 +1422,7 @@ write_timeout_ms = 300
     #[test]
     fn read_mode_and_lease_bounds() {
         let c = load(None).expect("defaults");
-        assert_eq!(c.read_mode, ReadMode::ReadIndex);
+        assert_eq!(c.read_mode, ReadMode::Lease);
         // Default timing: (20 - 1) x 10 ms - 20 ms drift = 170 ms bound, minus a tick.
         assert_eq!(c.raft.lease_ns(), 160_000_000);
         let c = load_text("read_mode = \"lease\"\n").expect("lease mode with defaults");
@@ -1434,7 +1440,7 @@ write_timeout_ms = 300
             .expect_err("no room for a lease");
         assert_eq!(e.key(), Some("raft.lease_ms"), "{e}");
         // The same timing is fine when leases are off.
-        assert!(load_text("[raft]\nclock_drift_ms = 500\n").is_ok());
+        assert!(load_text("read_mode = \"readindex\"\n[raft]\nclock_drift_ms = 500\n").is_ok());
         let e = load_text("read_mode = \"fast\"\n").expect_err("unknown mode");
         assert!(
             e.to_string().contains("read_mode") || e.to_string().contains("fast"),

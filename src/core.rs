@@ -49,6 +49,15 @@ pub struct GroupStats {
     pub lease_misses: AtomicU64,
     pub lease_remaining_ms: AtomicU64,
     pub lease_invalidations: AtomicU64,
+    /// Lease invalidations by reason, indexed like `shards::lease::Invalidation::ALL`.
+    pub lease_invalidations_by_reason: [AtomicU64; 6],
+    /// Reads that failed (ReadIndex timeout, no leader, leadership lost meanwhile).
+    pub read_errors: AtomicU64,
+    /// ReadIndex rounds that completed, and their total wait in ns (mean latency).
+    pub readindex_done: AtomicU64,
+    pub readindex_ns_total: AtomicU64,
+    /// Times this node became or stopped being the group's leader.
+    pub leader_changes: AtomicU64,
 }
 
 pub struct Shared {

@@ -297,6 +297,9 @@ impl Driver {
                 }
                 Event::MembersChanged => self.members_dirty = true,
                 Event::RoleChanged { leader, term } => {
+                    if let Some(s) = self.core.shared.group_stats.get(gid as usize) {
+                        s.leader_changes.fetch_add(1, Ordering::Relaxed);
+                    }
                     tracing::info!(
                         core = self.core.index,
                         group = gid,
@@ -477,6 +480,13 @@ impl Driver {
             .store(g.lease_remaining_ns(now) / 1_000_000, Ordering::Relaxed);
         s.lease_invalidations
             .store(g.lease_stats().invalidations_total(), Ordering::Relaxed);
+        for (slot, reason) in s
+            .lease_invalidations_by_reason
+            .iter()
+            .zip(Invalidation::ALL)
+        {
+            slot.store(g.lease_stats().invalidations(reason), Ordering::Relaxed);
+        }
         let old = s.leader_id.swap(g.leader_id(), Ordering::Relaxed);
         if old != g.leader_id() && old != 0 {
             if let Some(c) = self.core.cluster.as_ref() {

@@ -212,7 +212,17 @@ pub fn local_read(core: &Rc<Core>, group: u32, op: ReadOp, may_forward: bool) ->
             ReadGate::NotReady | ReadGate::ReadIndex => {}
         }
     }
-    Issued::Later(Box::pin(slow_read(core.clone(), group, op, may_forward)))
+    let core = core.clone();
+    Issued::Later(Box::pin(async move {
+        let reply = slow_read(core.clone(), group, op, may_forward).await;
+        if reply.is_error() {
+            if let Some(s) = core.shared.group_stats.get(group as usize) {
+                s.read_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        reply
+    }))
 }
 
 /// The read path when the gate does not allow an immediate read: wait for the leader to
@@ -267,9 +277,20 @@ async fn slow_read(core: Rc<Core>, group: u32, op: ReadOp, may_forward: bool) ->
                 let (tx, rx) = oneshot::channel();
                 core.waiters.borrow_mut().reads.insert((group, id), tx);
                 core.driver_wake.notify();
+                let asked = Instant::now();
                 match deadline(remaining, rx).await {
                     // Confirmed and applied up to the read index: read now, no await between.
-                    Some(Ok(Ok(()))) => return cell.borrow().read_local(&op, now_ms()),
+                    Some(Ok(Ok(()))) => {
+                        if let Some(s) = core.shared.group_stats.get(group as usize) {
+                            s.readindex_done
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            s.readindex_ns_total.fetch_add(
+                                asked.elapsed().as_nanos() as u64,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                        }
+                        return cell.borrow().read_local(&op, now_ms());
+                    }
                     Some(Ok(Err(reply))) => return reply,
                     Some(Err(_)) => return shutting_down(),
                     None => {

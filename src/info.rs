@@ -165,7 +165,7 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
             let _ =
                 write!(
                 out,
-                "group{g}:core={},slots={lo}-{hi},role={},term={},commit={},applied={},keys={},lease_remaining_ms={},lease_hits={},lease_misses={},lease_invalidations={}\r\n",
+                "group{g}:core={},slots={lo}-{hi},role={},term={},commit={},applied={},keys={},lease_remaining_ms={},lease_hits={},lease_misses={},lease_invalidations={},read_errors={},readindex_done={},readindex_mean_us={},leader_changes={}{}\r\n",
                 sh.routing.core_of_group(g),
                 if s.leader.load(Ordering::Relaxed) { "leader" } else { "follower" },
                 s.term.load(Ordering::Relaxed),
@@ -176,6 +176,15 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
                 s.lease_hits.load(Ordering::Relaxed),
                 s.lease_misses.load(Ordering::Relaxed),
                 s.lease_invalidations.load(Ordering::Relaxed),
+                s.read_errors.load(Ordering::Relaxed),
+                s.readindex_done.load(Ordering::Relaxed),
+                s.readindex_ns_total.load(Ordering::Relaxed) / 1000 / s.readindex_done.load(Ordering::Relaxed).max(1),
+                s.leader_changes.load(Ordering::Relaxed),
+                shards::lease::Invalidation::ALL
+                    .iter()
+                    .zip(&s.lease_invalidations_by_reason)
+                    .map(|(r, n)| format!(",invalidated_{}={}", r.as_str(), n.load(Ordering::Relaxed)))
+                    .collect::<String>(),
             );
         }
         out.push_str("\r\n");

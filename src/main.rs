@@ -74,7 +74,7 @@ struct DemoArgs {
     #[arg(long)]
     keep_data: bool,
     /// How the nodes serve reads: `lease` or `readindex`.
-    #[arg(long, default_value = "readindex", value_parser = ["lease", "readindex"])]
+    #[arg(long, default_value = "lease", value_parser = ["lease", "readindex"])]
     read_mode: String,
 }
 

@@ -144,10 +144,44 @@ fn closed_and_open_loop_against_redis() {
     assert!(open.valid, "{:?}", open.invalid_reasons);
 }
 
+/// A TCP socket bound to a loopback port without `listen()`: connects to that port are
+/// refused, and no other socket can take the port while this one lives (a merely "free"
+/// port can be reused by a parallel test, or even self-connected from the ephemeral range).
+struct ClosedPort(i32);
+
+impl ClosedPort {
+    fn new() -> (ClosedPort, u16) {
+        // SAFETY: plain socket syscalls on a descriptor this struct owns and closes on drop.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0, "socket");
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let sa = &addr as *const libc::sockaddr_in as *const libc::sockaddr;
+            assert_eq!(libc::bind(fd, sa, len), 0, "bind");
+            let mut out: libc::sockaddr_in = std::mem::zeroed();
+            let mut olen = len;
+            let oa = &mut out as *mut libc::sockaddr_in as *mut libc::sockaddr;
+            assert_eq!(libc::getsockname(fd, oa, &mut olen), 0, "getsockname");
+            (ClosedPort(fd), u16::from_be(out.sin_port))
+        }
+    }
+}
+
+impl Drop for ClosedPort {
+    fn drop(&mut self) {
+        // SAFETY: closing the descriptor we opened.
+        unsafe {
+            libc::close(self.0);
+        }
+    }
+}
+
 #[test]
 fn unreachable_server_is_an_error_not_a_panic() {
-    // A port that was just free: nothing listens there.
-    let port = free_port();
+    let (_held, port) = ClosedPort::new();
     let err = run_load(&LoadConfig {
         duration_secs: 0.5,
         warmup_secs: 0.0,
