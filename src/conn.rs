@@ -27,6 +27,7 @@ use crate::command::{self, Command};
 use crate::core::{ClientEntry, Core};
 use crate::exec::{self, Issued};
 use crate::info;
+use crate::metrics;
 use crate::resp::{self, Proto};
 use crate::sync::{deadline, unless};
 
@@ -43,8 +44,11 @@ struct Conn {
     client: Rc<ClientEntry>,
     proto: Proto,
     out: BytesMut,
-    /// Issued commands whose replies are not encoded yet, in command order.
-    pending: VecDeque<Issued>,
+    /// Issued commands whose replies are not encoded yet, in command order, each with the
+    /// latency timer started when it was parsed.
+    pending: VecDeque<(Issued, metrics::Timer)>,
+    /// Timer of the command `run_command` is running (`push` files it with the reply).
+    timer: metrics::Timer,
     pending_kind: Option<Kind>,
     quit: bool,
 }
@@ -74,6 +78,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, id: u64) {
         proto: Proto::Resp2,
         out: BytesMut::with_capacity(READ_CHUNK),
         pending: VecDeque::new(),
+        timer: metrics::Timer::new(&[], Instant::now()),
         pending_kind: None,
         quit: false,
     };
@@ -185,9 +190,10 @@ impl Conn {
 
     /// Encodes every pending reply, in order.
     async fn drain(&mut self) {
-        while let Some(issued) = self.pending.pop_front() {
+        while let Some((issued, timer)) = self.pending.pop_front() {
             let reply = issued.resolve().await;
             resp::encode(&reply, self.proto, &mut self.out);
+            timer.record(&self.core);
         }
         self.pending_kind = None;
     }
@@ -196,12 +202,16 @@ impl Conn {
         if kind.is_some() {
             self.pending_kind = kind;
         }
-        self.pending.push_back(issued);
+        self.pending.push_back((issued, self.timer));
     }
 
     async fn run_command(&mut self, argv: Vec<Bytes>) {
         self.core.stats().commands.fetch_add(1, Ordering::Relaxed);
         self.client.last_cmd.set(Instant::now());
+        // Latency: parse -> reply encoded (recorded in `drain`). Keyspace commands resolve in
+        // `drain`; the rest are `Issued::Done` and measure their run time plus any wait behind
+        // earlier pipelined replies, which is what the client sees.
+        self.timer = metrics::Timer::new(&argv, self.client.last_cmd.get());
         if argv.first().is_some_and(|n| admin::is_admin(n)) {
             self.drain().await;
             let reply = admin::run(&self.core, &argv).await;

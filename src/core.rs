@@ -76,6 +76,8 @@ pub struct Shared {
     pub started: Instant,
     /// Identifies this process's proposals (see shards::GroupSpec::incarnation).
     pub incarnation: u64,
+    /// Request latency histograms per (core, command family), for the metrics endpoint.
+    pub latency: crate::metrics::Latency,
 }
 
 impl Shared {

@@ -17,6 +17,7 @@ pub mod hop;
 pub mod info;
 pub mod logging;
 pub mod memlock;
+pub mod metrics;
 pub mod peer;
 pub mod resp;
 pub mod routing;

@@ -69,6 +69,7 @@ pub fn run(config: Config) -> Result<(), String> {
         debug_isolated: AtomicBool::new(false),
         started: Instant::now(),
         incarnation,
+        latency: crate::metrics::Latency::new(ncores),
         config,
     });
     spawn_signal_thread(shared.clone())?;
@@ -212,6 +213,9 @@ async fn core_main(
 
     let driver_task = glommio::spawn_local(driver.run());
     glommio::spawn_local(inbox_loop(core.clone(), inbox)).detach();
+    if let (0, Some(addr)) = (index, shared.config.metrics_addr) {
+        crate::metrics::spawn(core.clone(), addr);
+    }
     if core.cluster.is_some() {
         glommio::spawn_local(cluster::peer_loop(core.clone())).detach();
     }
