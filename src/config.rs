@@ -98,7 +98,7 @@ pub struct Config {
     /// Identifies the cluster in every transport handshake; 1..=255 bytes, no control chars.
     pub cluster_id: String,
     pub transport: TransportSettings,
-    /// Reserved for a metrics endpoint.
+    /// Prometheus/OpenMetrics endpoint (`GET /metrics`), served by core 0; None = off.
     pub metrics_addr: Option<SocketAddr>,
     /// Start as a new member of an existing cluster: no bootstrap configuration; the
     /// groups wait to be added (`leasekv admin add-node`) and caught up by their leaders.

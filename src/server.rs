@@ -145,6 +145,9 @@ pub fn run(config: Config) -> Result<(), String> {
 /// connect only succeeds against a live listener.
 fn probe_ports(config: &Config) -> Result<(), String> {
     let mut addrs = vec![("client", config.listen_addr())];
+    if let Some(m) = config.metrics_addr {
+        addrs.push(("metrics", m));
+    }
     if let Some(me) = config.node(config.node_id).filter(|_| config.is_cluster()) {
         addrs.extend((0..config.cores.len()).map(|c| ("Raft", me.raft_addr(c))));
     }

@@ -53,6 +53,12 @@ pub struct GroupSample {
     pub lease_misses: u64,
     pub lease_remaining_ms: u64,
     pub lease_invalidations: u64,
+    /// Invalidations by reason, in `shards::lease::Invalidation::ALL` order.
+    pub lease_invalidations_by_reason: [u64; 6],
+    pub read_errors: u64,
+    pub readindex_done: u64,
+    pub readindex_ns_total: u64,
+    pub leader_changes: u64,
 }
 
 /// One (core, command family) latency histogram with at least one observation.
@@ -137,6 +143,13 @@ impl Snapshot {
                     lease_misses: load(&s.lease_misses),
                     lease_remaining_ms: load(&s.lease_remaining_ms),
                     lease_invalidations: load(&s.lease_invalidations),
+                    lease_invalidations_by_reason: std::array::from_fn(|i| {
+                        load(&s.lease_invalidations_by_reason[i])
+                    }),
+                    read_errors: load(&s.read_errors),
+                    readindex_done: load(&s.readindex_done),
+                    readindex_ns_total: load(&s.readindex_ns_total),
+                    leader_changes: load(&s.leader_changes),
                 })
             })
             .collect();
@@ -281,7 +294,7 @@ impl Snapshot {
     fn encode_groups(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         use MetricType::{Counter, Gauge};
         #[rustfmt::skip]
-        let defs: [Def<GroupSample>; 8] = [
+        let defs: [Def<GroupSample>; 10] = [
             ("leasekv_group_keys", "Keys in the shard group.", None, Gauge, |g| g.keys),
             ("leasekv_group_expiring_keys", "Keys with a TTL in the shard group.", None, Gauge, |g| g.expires),
             ("leasekv_group_term", "Raft term of the shard group.", None, Gauge, |g| g.term),
@@ -290,6 +303,8 @@ impl Snapshot {
             ("leasekv_group_is_leader", "1 when this node leads the shard group.", None, Gauge, |g| u64::from(g.leader)),
             ("leasekv_group_leader_id", "Node id of the group's leader as known here (0: unknown).", None, Gauge, |g| g.leader_id),
             ("leasekv_lease_invalidations", "Read leases dropped early (step-down, transfer, removal, errors).", None, Counter, |g| g.lease_invalidations),
+            ("leasekv_readindex_rounds", "ReadIndex rounds completed (reads that could not use a lease).", None, Counter, |g| g.readindex_done),
+            ("leasekv_leader_changes", "Times this node became or stopped being the group's leader.", None, Counter, |g| g.leader_changes),
         ];
         for def in &defs {
             let rows = self.groups.iter().map(|g| (self.group_labels(g), g));
@@ -302,13 +317,45 @@ impl Snapshot {
             MetricType::Counter,
         )?;
         for g in &self.groups {
-            for (outcome, value) in [("hit", g.lease_hits), ("miss", g.lease_misses)] {
+            for (outcome, value) in [
+                ("hit", g.lease_hits),
+                ("miss", g.lease_misses),
+                ("error", g.read_errors),
+            ] {
                 let labels = (self.group_labels(g), [("outcome", outcome)]);
                 reads
                     .encode_family(&labels)?
                     .encode_counter::<NoLabelSet, u64, u64>(&value, None)?;
             }
         }
+        let mut by_reason = enc.encode_descriptor(
+            "leasekv_lease_invalidations_by_reason",
+            "Read leases dropped early, by reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for g in &self.groups {
+            for (reason, value) in shards::lease::Invalidation::ALL
+                .iter()
+                .zip(g.lease_invalidations_by_reason)
+            {
+                let labels = (self.group_labels(g), [("reason", reason.as_str())]);
+                by_reason
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, u64, u64>(&value, None)?;
+            }
+        }
+        let wait = self.groups.iter().map(|g| {
+            let secs = g.readindex_ns_total as f64 / 1e9;
+            (self.group_labels(g), secs)
+        });
+        gauge(
+            enc,
+            "leasekv_readindex_wait_seconds_sum",
+            "Total time reads waited for ReadIndex (divide by leasekv_readindex_rounds_total for the mean).",
+            None,
+            wait,
+        )?;
         let remaining = self.groups.iter().map(|g| {
             let secs = g.lease_remaining_ms as f64 / 1000.0;
             (self.group_labels(g), secs)

@@ -324,6 +324,7 @@ fn snapshot_of_a_real_shared() {
         clients: AtomicUsize::new(0),
         next_client_id: AtomicU64::new(1),
         shutdown: AtomicBool::new(false),
+        debug_isolated: AtomicBool::new(false),
         started: Instant::now(),
         incarnation: 1,
         latency: Latency::new(1),
