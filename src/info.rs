@@ -114,6 +114,11 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
             u8::from(cfg.is_cluster())
         );
     }
+    if wants(sections, "latencystats", true) {
+        out.push_str("# Latencystats\r\n");
+        out.push_str(&latencystats(sh));
+        out.push_str("\r\n");
+    }
     if wants(sections, "keyspace", true) {
         let keys: u64 = sh
             .group_stats
@@ -188,6 +193,51 @@ pub fn info(core: &Core, sections: &[Bytes]) -> String {
             );
         }
         out.push_str("\r\n");
+    }
+    out
+}
+
+/// Redis 7's `INFO latencystats` lines, from the per-core command histograms merged over
+/// cores: `latency_percentiles_usec_<cmd>:p50=..,p99=..,p99.9=..` (each value the upper
+/// bound of the histogram bucket holding that percentile; buckets are 1-2-5 steps).
+fn latencystats(sh: &crate::core::Shared) -> String {
+    use crate::metrics::histogram::{family_count, family_name, BOUNDS_NS, BUCKETS};
+    let mut out = String::new();
+    for f in 0..family_count() {
+        let mut buckets = [0u64; BUCKETS];
+        for core in 0..sh.latency.cores() {
+            if let Some(h) = sh.latency.histogram(core, f) {
+                for (b, n) in buckets.iter_mut().zip(h.snapshot().buckets) {
+                    *b += n;
+                }
+            }
+        }
+        let total: u64 = buckets.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        let pct = |p: f64| -> String {
+            let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, n) in buckets.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    return match BOUNDS_NS.get(i) {
+                        Some(ns) => format!("{:.3}", *ns as f64 / 1000.0),
+                        None => "inf".to_string(),
+                    };
+                }
+            }
+            "inf".to_string()
+        };
+        let _ = write!(
+            out,
+            "latency_percentiles_usec_{}:p50={},p99={},p99.9={}\r\n",
+            family_name(f),
+            pct(50.0),
+            pct(99.0),
+            pct(99.9)
+        );
     }
     out
 }

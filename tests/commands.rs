@@ -260,6 +260,19 @@ fn info_sections() {
     let ks: String = q(&mut c, &["INFO", "keyspace"]);
     assert!(ks.contains("db0:keys=3,expires=1,"), "{ks}");
 
+    // Per-command latency percentiles, in Redis 7's format.
+    for _ in 0..5 {
+        let _: Option<String> = q(&mut c, &["GET", "a"]);
+    }
+    let lat: String = q(&mut c, &["INFO", "latencystats"]);
+    let line = lat
+        .lines()
+        .find(|l| l.starts_with("latency_percentiles_usec_get:"))
+        .unwrap_or_else(|| panic!("no GET latency line:\n{lat}"));
+    for p in ["p50=", "p99=", "p99.9="] {
+        assert!(line.contains(p), "{line}");
+    }
+
     if !s.is_redis() {
         let own: String = q(&mut c, &["INFO", "leasekv"]);
         let has_header = own
