@@ -81,7 +81,9 @@ fn lease_status(core: &Core, argv: &[Bytes]) -> Reply {
 }
 
 /// `LEASEKV.DEBUG ISOLATE on|off`: fault injection for tests (needs `debug_commands`).
-fn debug(core: &Core, argv: &[Bytes]) -> Reply {
+/// Replies once every core's transport reflects the change, so a test's clock reading
+/// taken after the reply is never earlier than the real cut.
+async fn debug(core: &Core, argv: &[Bytes]) -> Reply {
     if !core.shared.config.debug_commands {
         return Reply::err(
             "ERR LEASEKV.DEBUG is disabled (set debug_commands = true, for tests only)",
@@ -95,11 +97,21 @@ fn debug(core: &Core, argv: &[Bytes]) -> Reply {
         .map(|b| String::from_utf8_lossy(b).to_ascii_lowercase());
     match (sub.as_deref(), arg.as_deref(), argv.len()) {
         (Some("ISOLATE"), Some(v @ ("on" | "off")), 3) => {
-            core.shared
-                .debug_isolated
-                .store(v == "on", std::sync::atomic::Ordering::Relaxed);
-            for inbox in &core.shared.inboxes {
-                inbox.wake(); // drivers apply it on their next iteration
+            use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+            let sh = &core.shared;
+            sh.debug_isolated.store(v == "on", Release);
+            let epoch = sh.debug_isolation_epoch.fetch_add(1, AcqRel) + 1;
+            // Drivers apply it on their next iteration (at most a tick away).
+            let until = Instant::now() + Duration::from_secs(2);
+            while sh
+                .core_stats
+                .iter()
+                .any(|c| c.isolation_applied.load(Acquire) < epoch)
+            {
+                if Instant::now() >= until {
+                    return Reply::err("ERR not every core applied the isolation within 2 s");
+                }
+                glommio::timer::sleep(Duration::from_millis(1)).await;
             }
             Reply::Ok
         }
@@ -134,7 +146,7 @@ pub async fn run(core: &Rc<Core>, argv: &[Bytes]) -> Reply {
         return lease_status(core, argv);
     }
     if argv[0].eq_ignore_ascii_case(b"leasekv.debug") {
-        return debug(core, argv);
+        return debug(core, argv).await;
     }
     let Some(sub) = argv.get(1) else {
         return Reply::wrong_arity("leasekv.admin");

@@ -31,6 +31,8 @@ pub struct CoreStats {
     pub wal_bytes: AtomicU64,
     pub compactions: AtomicU64,
     pub expired_keys: AtomicU64,
+    /// The `Shared::debug_isolation_epoch` this core's transport reflects.
+    pub isolation_applied: AtomicU64,
 }
 
 /// What the owner core publishes about each group for INFO on any core.
@@ -73,6 +75,8 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     /// Fault injection (`LEASEKV.DEBUG ISOLATE`): drop all Raft traffic of this node.
     pub debug_isolated: AtomicBool,
+    /// Bumped on every isolation change; each core records the epoch it has applied.
+    pub debug_isolation_epoch: AtomicU64,
     pub started: Instant,
     /// Identifies this process's proposals (see shards::GroupSpec::incarnation).
     pub incarnation: u64,

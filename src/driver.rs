@@ -114,17 +114,28 @@ impl Driver {
                 }
                 next_balance = now + BALANCE_EVERY;
             }
-            let isolate = self.core.shared.debug_isolated.load(Ordering::Relaxed);
-            if isolate != self.isolated {
-                if let Some(c) = self.core.cluster.as_ref() {
-                    tracing::warn!(
-                        core = self.core.index,
-                        isolate,
-                        "fault injection: Raft traffic isolation"
-                    );
-                    c.transport.set_isolated(isolate);
+            let epoch = self
+                .core
+                .shared
+                .debug_isolation_epoch
+                .load(Ordering::Acquire);
+            if epoch != self.core.stats().isolation_applied.load(Ordering::Relaxed) {
+                let isolate = self.core.shared.debug_isolated.load(Ordering::Acquire);
+                if isolate != self.isolated {
+                    if let Some(c) = self.core.cluster.as_ref() {
+                        tracing::warn!(
+                            core = self.core.index,
+                            isolate,
+                            "fault injection: Raft traffic isolation"
+                        );
+                        c.transport.set_isolated(isolate);
+                    }
+                    self.isolated = isolate;
                 }
-                self.isolated = isolate;
+                self.core
+                    .stats()
+                    .isolation_applied
+                    .store(epoch, Ordering::Release);
             }
             if self.members_dirty {
                 self.members_dirty = false;

@@ -67,6 +67,7 @@ pub fn run(config: Config) -> Result<(), String> {
         next_client_id: AtomicU64::new(1),
         shutdown: AtomicBool::new(false),
         debug_isolated: AtomicBool::new(false),
+        debug_isolation_epoch: AtomicU64::new(0),
         started: Instant::now(),
         incarnation,
         latency: crate::metrics::Latency::new(ncores),

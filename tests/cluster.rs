@@ -1119,9 +1119,12 @@ fn partitioned_leader_stops_lease_reads_and_no_client_sees_a_stale_read() {
             );
         }
     }
+    // What the node reports is published by its driver, so it can trail the true expiry
+    // on a loaded machine: only a sanity bound here. The exact property is asserted on the
+    // reads above (a locally served read is checked on the server after it was sent).
     assert!(
-        lease_gone < LEASE + slack,
-        "lease outlived its bound: {lease_gone:?}"
+        lease_gone < LEASE + Duration::from_secs(1),
+        "lease reported for {lease_gone:?} after the cut"
     );
     assert!(
         v2_acked > cut + LEASE,
