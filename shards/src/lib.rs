@@ -14,6 +14,8 @@ pub mod members;
 pub mod ops;
 pub mod reply;
 pub mod storage;
+#[cfg(test)]
+mod test_strategies;
 pub mod wire;
 
 pub use group::{

@@ -372,6 +372,7 @@ fn decode_reply_body(d: &mut Dec<'_>, depth: usize) -> Result<Reply, DecodeError
 mod tests {
     use super::*;
     use crate::ops::{ExpireCond, ExpireSpec, SetCond};
+    use crate::test_strategies::{arb_bytes, arb_write_op};
     use proptest::prelude::*;
 
     fn b(s: &str) -> Bytes {
@@ -682,10 +683,6 @@ mod tests {
         assert!(decode_reply(&v).unwrap_err().0.contains("nested"));
     }
 
-    fn arb_bytes() -> impl Strategy<Value = Bytes> + Clone {
-        proptest::collection::vec(any::<u8>(), 0..24).prop_map(Bytes::from)
-    }
-
     fn arb_read() -> impl Strategy<Value = ReadOp> {
         let keys = proptest::collection::vec(arb_bytes(), 0..4);
         prop_oneof![
@@ -711,67 +708,6 @@ mod tests {
                     type_filter
                 }),
             Just(ReadOp::DbSize),
-        ]
-    }
-
-    fn arb_spec() -> impl Strategy<Value = ExpireSpec> {
-        prop_oneof![
-            any::<u64>().prop_map(ExpireSpec::In),
-            any::<u64>().prop_map(ExpireSpec::At),
-            Just(ExpireSpec::Keep),
-        ]
-    }
-
-    fn arb_write() -> impl Strategy<Value = WriteOp> {
-        let pairs = proptest::collection::vec((arb_bytes(), arb_bytes()), 0..4);
-        let keys = proptest::collection::vec(arb_bytes(), 0..4);
-        prop_oneof![
-            (
-                arb_bytes(),
-                arb_bytes(),
-                prop_oneof![
-                    Just(SetCond::Always),
-                    Just(SetCond::IfAbsent),
-                    Just(SetCond::IfPresent)
-                ],
-                proptest::option::of(arb_spec()),
-                any::<bool>()
-            )
-                .prop_map(|(key, value, cond, expire, get)| WriteOp::Set {
-                    key,
-                    value,
-                    cond,
-                    expire,
-                    get
-                }),
-            (arb_bytes(), arb_bytes()).prop_map(|(key, value)| WriteOp::SetNx { key, value }),
-            arb_bytes().prop_map(|key| WriteOp::GetDel { key }),
-            pairs.clone().prop_map(|pairs| WriteOp::MSet { pairs }),
-            pairs.prop_map(|pairs| WriteOp::MSetNx { pairs }),
-            keys.clone().prop_map(|keys| WriteOp::Del { keys }),
-            (arb_bytes(), any::<i64>()).prop_map(|(key, delta)| WriteOp::IncrBy { key, delta }),
-            // Finite floats only: NaN != NaN would fail the equality, not the codec.
-            (arb_bytes(), -1e300f64..1e300)
-                .prop_map(|(key, delta)| WriteOp::IncrByFloat { key, delta }),
-            (arb_bytes(), arb_bytes()).prop_map(|(key, value)| WriteOp::Append { key, value }),
-            (arb_bytes(), any::<u64>(), arb_bytes())
-                .prop_map(|(key, offset, value)| WriteOp::SetRange { key, offset, value }),
-            (
-                arb_bytes(),
-                arb_spec(),
-                prop_oneof![
-                    Just(ExpireCond::Always),
-                    Just(ExpireCond::IfNoTtl),
-                    Just(ExpireCond::IfTtl),
-                    Just(ExpireCond::Greater),
-                    Just(ExpireCond::Less),
-                    Just(ExpireCond::IfTtlLess)
-                ]
-            )
-                .prop_map(|(key, at, cond)| WriteOp::Expire { key, at, cond }),
-            arb_bytes().prop_map(|key| WriteOp::Persist { key }),
-            Just(WriteOp::FlushAll),
-            keys.prop_map(|keys| WriteOp::DeleteExpired { keys }),
         ]
     }
 
@@ -802,7 +738,7 @@ mod tests {
         }
 
         #[test]
-        fn prop_write_round_trip(op in arb_write()) {
+        fn prop_write_round_trip(op in arb_write_op()) {
             let r = Request::Write(op);
             prop_assert_eq!(decode_request(&enc_req(&r)), Ok(r));
         }
