@@ -242,18 +242,20 @@ impl RaftConfig {
     }
 
     /// The lease length in ns: the configured one, or the safe bound minus one tick.
-    /// 0 when no positive lease fits (validation rejects that in lease mode).
+    /// 0 when no positive lease fits (validation rejects that in lease mode). Millisecond
+    /// values too large for u64 nanoseconds saturate (a drift that large leaves no lease, a
+    /// lease that large is over any bound) instead of overflowing.
     pub fn lease_ns(&self) -> u64 {
         const MS: u64 = 1_000_000;
         let bound = shards::lease::max_lease_duration_ns(
             self.election_ticks,
-            self.tick_ms * MS,
-            self.clock_drift_ms * MS,
+            self.tick_ms.saturating_mul(MS),
+            self.clock_drift_ms.saturating_mul(MS),
         )
         .unwrap_or(0);
         match self.lease_ms {
-            Some(ms) => ms * MS,
-            None => bound.saturating_sub(self.tick_ms * MS),
+            Some(ms) => ms.saturating_mul(MS),
+            None => bound.saturating_sub(self.tick_ms.saturating_mul(MS)),
         }
     }
 }
@@ -461,7 +463,25 @@ pub fn resolve(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError
         }
     };
     let allowed = affinity_cpus().map_err(|e| err(ErrorKind::Affinity(e)))?;
-    let cores = o.cores.clone().or(file.cores).unwrap_or(allowed.clone());
+    build(file, o, &allowed).map_err(err)
+}
+
+/// Like [`resolve`] with the file's `text` already in memory, validated against the CPU set
+/// `allowed` (ascending) instead of this process's affinity mask: a pure function of its
+/// arguments, for the fuzz target and property tests (`crate::fuzzing`).
+pub(crate) fn resolve_text(
+    text: &str,
+    o: &Overrides,
+    allowed: &[usize],
+) -> Result<Config, ConfigError> {
+    let err = |kind| ConfigError { file: None, kind };
+    let file = parse_file(text).map_err(err)?;
+    build(file, o, allowed).map_err(err)
+}
+
+/// Applies overrides and defaults to the parsed file, then validates against `allowed`.
+fn build(file: FileConfig, o: &Overrides, allowed: &[usize]) -> Result<Config, ErrorKind> {
+    let cores = o.cores.clone().or(file.cores).unwrap_or_else(|| allowed.to_vec());
     let groups = match file.groups {
         Some(g) => g,
         // Saturates to an invalid value rather than wrapping to a valid-looking one.
@@ -509,7 +529,7 @@ pub fn resolve(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError
         metrics_addr: file.metrics_addr,
         join: file.join,
     };
-    config.check(&allowed).map_err(err)?;
+    config.check(allowed)?;
     Ok(config)
 }
 
@@ -611,14 +631,16 @@ impl Config {
                     "leaves no positive lease: it must be > 0 and < (election_ticks - 1) x tick_ms - clock_drift_ms",
                 ));
             }
+            // Saturating like lease_ns: a huge drift or lease must fail the check, not wrap
+            // around into a small value that passes it.
             if let Err(e) = cfg.check(
                 r.election_ticks,
-                r.tick_ms * 1_000_000,
-                r.clock_drift_ms * 1_000_000,
+                r.tick_ms.saturating_mul(1_000_000),
+                r.clock_drift_ms.saturating_mul(1_000_000),
             ) {
                 return Err(invalid(
                     "raft.lease_ms",
-                    r.lease_ns() / 1_000_000,
+                    r.lease_ms.unwrap_or(r.lease_ns() / 1_000_000),
                     e.to_string(),
                 ));
             }

@@ -13,6 +13,7 @@ pub mod datadir;
 pub mod demo;
 pub mod driver;
 pub mod exec;
+pub mod fuzzing;
 pub mod hop;
 pub mod info;
 pub mod logging;
