@@ -1061,6 +1061,9 @@ fn format_core_list(cpus: &[usize]) -> String {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;

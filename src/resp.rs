@@ -475,6 +475,9 @@ fn put_decimal(out: &mut BytesMut, n: impl Into<i128>) {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

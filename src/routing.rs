@@ -154,6 +154,9 @@ impl Routing {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
