@@ -32,7 +32,7 @@ fn loud(msg: &str) {
     eprintln!("{}\n!! {msg}\n{}", "!".repeat(78), "!".repeat(78));
 }
 
-fn runs<'a>(sc: &'a Value) -> &'a Vec<Value> {
+fn runs(sc: &Value) -> &Vec<Value> {
     sc["runs"].as_array().expect("runs")
 }
 

@@ -202,6 +202,10 @@ pub fn run_suite(
             machine::loadavg()
         );
         let mut sc = ScenarioResult::new(id, title);
+        sc.fact(
+            "machine load average at start (1, 5, 15 min)",
+            machine::loadavg(),
+        );
         let t = Instant::now();
         let result = match id {
             1 => basic::s1(&mut ctx, &mut sc),
