@@ -40,11 +40,13 @@ impl Plan {
             warmup_secs: 2.0,
             duration_secs: 10.0,
             keys: 10_000,
-            connections: 16,
+            // Enough connections that the offered rate, not the connections' one request
+            // in flight each, limits the load (fsync batches can fill up).
+            connections: 64,
             s1_rates: vec![1000.0, 5000.0, 10_000.0],
-            s2_rates: vec![1000.0, 10_000.0],
+            s2_rates: vec![1000.0, 5000.0],
             s3_rates: vec![500.0, 2000.0],
-            s3_connections: 32,
+            s3_connections: 64,
             s4_rate: 5000.0,
             s5_read_rate: 3000.0,
             s5_storm_rate: 1000.0,

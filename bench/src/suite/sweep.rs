@@ -8,7 +8,7 @@ use crate::report::LoadReport;
 /// Connections and pipeline depth of the sweep (enough in flight that the generator, not
 /// its pipeline, never limits the offered load below saturation).
 const CONNECTIONS: usize = 32;
-const CLOSED_PIPELINE: usize = 4;
+const CLOSED_PIPELINE: usize = 16;
 const OPEN_PIPELINE: usize = 16;
 
 pub fn s6(ctx: &mut Ctx, sc: &mut ScenarioResult) -> Result<(), String> {
