@@ -25,6 +25,9 @@ const IO_MEMORY: usize = 512 << 10;
 const START_MARGIN: Duration = Duration::from_millis(20);
 /// Pipeline depth used by `--preload` when the run's own depth is smaller.
 const PRELOAD_DEPTH: usize = 64;
+/// Shortest wait for a preload batch's replies: preloading is set-up, not measurement,
+/// and many connections' batches of durable writes can queue behind each other.
+const PRELOAD_MIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -339,7 +342,7 @@ async fn worker_main(
             let (first, step) = preload_share(c, config.connections, config.targets.len());
             let keys = config.keys;
             let depth = config.pipeline.max(PRELOAD_DEPTH);
-            let timeout = config.timeout();
+            let timeout = config.timeout().max(PRELOAD_MIN_TIMEOUT);
             tasks.push(glommio::spawn_local(async move {
                 let mine = (first..keys).step_by(step);
                 let r =
