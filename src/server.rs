@@ -84,9 +84,9 @@ pub fn run(config: Config) -> Result<(), String> {
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("leasekv-core{index}"))
             .io_memory(io_memory)
-            // Park only after 50us idle: cross-core hops then cost ~12us instead of ~50us
-            // (see shared notes), at the price of brief spinning after activity.
-            .spin_before_park(Duration::from_micros(50))
+            // Spinning before parking makes cross-core hops ~12us instead of ~50us, at
+            // the price of CPU after activity (`[runtime] spin_before_park_us`).
+            .spin_before_park(shared.config.runtime.spin_before_park())
             .spawn(move || async move { core_main(index, cpu, shared, rx, started).await })
             .map_err(|e| format!("cannot start executor for core {index} (cpu {cpu}): {e}"))?;
         handles.push(handle);

@@ -1,6 +1,6 @@
 //! Command line (clap derive), turned into a [`LoadConfig`].
 
-use crate::config::{parse_cpu_list, ConfigError, Distribution, KeyTag, LoadConfig};
+use crate::config::{parse_cpu_list, ConfigError, Distribution, KeyTag, LoadConfig, Protocol};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -19,6 +19,102 @@ pub struct Cli {
 pub enum Command {
     /// Run GET/SET load against one or more servers and report latency percentiles.
     Load(Box<LoadArgs>),
+    /// Run the benchmark scenarios (starts and stops the servers; writes a report).
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenarios to run: `all` or a list such as `1,2,5` (see docs/benchmarks.md).
+    #[arg(long, default_value = "all")]
+    pub scenario: String,
+    /// Seconds-long run with tiny rates (CI): checks that everything works, measures nothing.
+    #[arg(long)]
+    pub smoke: bool,
+    /// The report goes to DIR/<UTC timestamp>/.
+    #[arg(long, value_name = "DIR", default_value = "bench/results")]
+    pub out: PathBuf,
+    /// leasekv binary [default: `leasekv` next to this executable].
+    #[arg(long, value_name = "PATH")]
+    pub leasekv: Option<PathBuf>,
+    /// First loopback port to try for the servers [default: from the pid, 20000-30000].
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// CPUs every leasekv node runs its executors on [default: all allowed CPUs].
+    #[arg(long, value_name = "LIST")]
+    pub server_cores: Option<String>,
+    /// `[runtime] spin_before_park_us` of the leasekv nodes (see docs/benchmarks.md).
+    #[arg(long, default_value_t = crate::suite::DEFAULT_SERVER_SPIN_US)]
+    pub server_spin_us: u64,
+    /// Pin the load generator's workers to these CPUs [default: not pinned].
+    #[arg(long, value_name = "LIST")]
+    pub load_cpus: Option<String>,
+    /// Load generator worker threads (scenario 6 uses at least 2).
+    #[arg(long, default_value_t = 1)]
+    pub load_threads: usize,
+    /// A run is flagged invalid above this p99 generator lag [default: 1000, smoke 200000].
+    #[arg(long)]
+    pub max_generator_lag_us: Option<u64>,
+    /// A run is flagged invalid when a generator worker is busier [default: 0.9, smoke: off].
+    #[arg(long)]
+    pub max_generator_cpu: Option<f64>,
+    /// Stop everything after this many seconds [default: 1500, smoke 600].
+    #[arg(long)]
+    pub time_limit_secs: Option<u64>,
+}
+
+impl RunArgs {
+    pub fn to_options(&self) -> Result<crate::suite::SuiteOptions, ConfigError> {
+        let scenarios: Vec<u32> = if self.scenario == "all" {
+            crate::suite::SCENARIOS.iter().map(|(i, _)| *i).collect()
+        } else {
+            self.scenario
+                .split(',')
+                .map(|x| match x.trim().parse::<u32>() {
+                    Ok(i) if (1..=6).contains(&i) => Ok(i),
+                    _ => Err(ConfigError(format!(
+                        "--scenario: {x:?} is not a scenario number 1..=6 (or use all)"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let cpus = |s: &Option<String>| s.as_deref().map(parse_cpu_list).transpose();
+        if self.load_threads == 0 || self.load_threads > 64 {
+            return Err(ConfigError("--load-threads must be in 1..=64".into()));
+        }
+        if self.server_spin_us > 1000 {
+            return Err(ConfigError("--server-spin-us must be in 0..=1000".into()));
+        }
+        let server_cores = cpus(&self.server_cores)?;
+        if server_cores.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(ConfigError("--server-cores is empty".into()));
+        }
+        Ok(crate::suite::SuiteOptions {
+            scenarios,
+            smoke: self.smoke,
+            out: self.out.clone(),
+            leasekv: self.leasekv.clone(),
+            base_port: self.base_port,
+            server_cores,
+            server_spin_us: self.server_spin_us,
+            load_cpus: cpus(&self.load_cpus)?,
+            load_threads: self.load_threads,
+            max_generator_lag_us: self.max_generator_lag_us.unwrap_or(if self.smoke {
+                200_000
+            } else {
+                1000
+            }),
+            max_generator_cpu: self.max_generator_cpu.unwrap_or(if self.smoke {
+                1.01
+            } else {
+                0.9
+            }),
+            time_limit: std::time::Duration::from_secs(
+                self.time_limit_secs
+                    .unwrap_or(if self.smoke { 600 } else { 1500 }),
+            ),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +158,20 @@ pub struct LoadArgs {
     /// Wrap each key in braces: `{PREFIXn}`.
     #[arg(long)]
     pub tag_per_key: bool,
+    /// One hash tag per --target, comma-separated: connections to the i-th target use the
+    /// i-th tag (e.g. a shard group that target leads).
+    #[arg(long, value_name = "TAG,TAG,...", conflicts_with_all = ["hash_tag", "tag_per_key"])]
+    pub hash_tag_per_target: Option<String>,
+    /// leasekv only: `own` = keys of a shard group owned by the core serving the
+    /// connection (asked with INFO after connecting); `other` = a group of another core.
+    #[arg(long, value_name = "own|other", conflicts_with_all = ["hash_tag", "tag_per_key", "hash_tag_per_target"])]
+    pub core_keys: Option<String>,
+    /// `resp` (Redis protocol) or `etcd` (etcd v3 JSON gateway: linearizable range / put).
+    #[arg(long, default_value = "resp")]
+    pub protocol: String,
+    /// Length of one time-series sample in ms.
+    #[arg(long, default_value_t = crate::config::DEFAULT_SERIES_INTERVAL_MS)]
+    pub series_interval_ms: u64,
     /// Seconds of load before measuring.
     #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
@@ -102,15 +212,32 @@ impl LoadArgs {
         let threads = self
             .threads
             .unwrap_or_else(|| cpus.as_ref().map_or(1, |c| c.len()));
-        let key_tag = match (&self.hash_tag, self.tag_per_key) {
-            (Some(_), true) => {
+        let key_tag = match (
+            &self.hash_tag,
+            self.tag_per_key,
+            &self.hash_tag_per_target,
+            self.core_keys.as_deref(),
+        ) {
+            (Some(t), false, None, None) => KeyTag::Shared(t.clone()),
+            (None, true, None, None) => KeyTag::PerKey,
+            (None, false, Some(list), None) => {
+                KeyTag::PerTarget(list.split(',').map(|t| t.trim().to_string()).collect())
+            }
+            (None, false, None, Some("own")) => KeyTag::OwnCore,
+            (None, false, None, Some("other")) => KeyTag::OtherCore,
+            (None, false, None, Some(x)) => {
+                return Err(ConfigError(format!(
+                    "--core-keys must be own or other, got {x:?}"
+                )))
+            }
+            (None, false, None, None) => KeyTag::None,
+            _ => {
                 return Err(ConfigError(
-                    "--hash-tag and --tag-per-key exclude each other".into(),
+                    "--hash-tag, --tag-per-key, --hash-tag-per-target and --core-keys exclude \
+                     each other"
+                        .into(),
                 ))
             }
-            (Some(t), false) => KeyTag::Shared(t.clone()),
-            (None, true) => KeyTag::PerKey,
-            (None, false) => KeyTag::None,
         };
         let config = LoadConfig {
             targets: self.targets.clone(),
@@ -133,6 +260,8 @@ impl LoadArgs {
             max_generator_lag_us: self.max_generator_lag_us,
             spin_us: self.spin_us,
             max_generator_cpu: self.max_generator_cpu,
+            protocol: self.protocol.parse::<Protocol>()?,
+            series_interval_ms: self.series_interval_ms,
         };
         config.validate()?;
         Ok(config)
@@ -147,8 +276,40 @@ mod tests {
         let mut argv = vec!["leasekv-bench", "load"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let Command::Load(a) = cli.command;
+        let Command::Load(a) = cli.command else {
+            return Err("not load".into());
+        };
         a.to_config().map_err(|e| e.to_string())
+    }
+
+    fn run(args: &[&str]) -> Result<crate::suite::SuiteOptions, String> {
+        let mut argv = vec!["leasekv-bench", "run"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Run(a) = cli.command else {
+            return Err("not run".into());
+        };
+        a.to_options().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn run_arguments() {
+        let o = run(&[]).unwrap();
+        assert_eq!(o.scenarios, vec![1, 2, 3, 4, 5, 6]);
+        assert!(!o.smoke);
+        assert_eq!(o.max_generator_lag_us, 1000);
+        let o = run(&["--scenario", "5,1", "--smoke", "--server-cores", "0-1"]).unwrap();
+        assert_eq!(o.scenarios, vec![5, 1]);
+        assert_eq!(o.server_cores, Some(vec![0, 1]));
+        assert!(o.smoke && o.max_generator_lag_us > 1000);
+        for bad in [
+            &["--scenario", "7"][..],
+            &["--scenario", "x"],
+            &["--server-spin-us", "5000"],
+            &["--load-threads", "0"],
+        ] {
+            assert!(run(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
@@ -204,6 +365,26 @@ mod tests {
     }
 
     #[test]
+    fn tags_protocol_and_series() {
+        let c = load(&[
+            "--target",
+            "a:1",
+            "--target",
+            "b:2",
+            "--hash-tag-per-target",
+            "x,y",
+        ])
+        .unwrap();
+        assert_eq!(c.key_tag, KeyTag::PerTarget(vec!["x".into(), "y".into()]));
+        let c = load(&["--core-keys", "other", "--series-interval-ms", "100"]).unwrap();
+        assert_eq!((c.key_tag, c.series_interval_ms), (KeyTag::OtherCore, 100));
+        assert_eq!(
+            load(&["--protocol", "etcd"]).unwrap().protocol,
+            Protocol::Etcd
+        );
+    }
+
+    #[test]
     fn bad_arguments_are_errors() {
         for args in [
             &["--hash-tag", "a", "--tag-per-key"][..],
@@ -214,6 +395,10 @@ mod tests {
             &["--target", "nohost"],
             &["--rate", "-5"],
             &["--connections", "abc"],
+            &["--core-keys", "mine"],
+            &["--core-keys", "own", "--preload"],
+            &["--protocol", "http"],
+            &["--hash-tag-per-target", "a,b"],
         ] {
             assert!(load(args).is_err(), "{args:?} accepted");
         }

@@ -100,7 +100,61 @@ pub enum KeyTag {
     /// `{PREFIXn}`: each key is its own hash tag (same slot as without braces, but
     /// related keys such as `{PREFIXn}:x` would share it).
     PerKey,
+    /// `{TAGS[t]}PREFIXn` for a connection to target `t`: e.g. each target gets a tag of a
+    /// shard group it leads, so no request is forwarded.
+    PerTarget(Vec<String>),
+    /// leasekv only: each connection asks the server which core serves it and uses a tag
+    /// of a shard group owned by that core (no cross-core hop).
+    OwnCore,
+    /// leasekv only: like `OwnCore`, but a group owned by another core (every request
+    /// hops to that core and back).
+    OtherCore,
 }
+
+impl KeyTag {
+    /// True for the variants whose tag is chosen per connection after asking the server.
+    pub fn needs_core_probe(&self) -> bool {
+        matches!(self, KeyTag::OwnCore | KeyTag::OtherCore)
+    }
+}
+
+/// Checks that `tag` can be put between braces.
+fn check_tag(tag: &str) -> Result<(), ConfigError> {
+    if tag.is_empty() || tag.contains(['{', '}']) {
+        return bad(format!(
+            "hash tag {tag:?} must be non-empty and contain no braces"
+        ));
+    }
+    Ok(())
+}
+
+/// What the load speaks on its connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Redis protocol: `GET key`, `SET key value`.
+    #[default]
+    Resp,
+    /// etcd v3's gRPC-gateway JSON API over keep-alive HTTP/1.1: reads are
+    /// `POST /v3/kv/range` (linearizable), writes `POST /v3/kv/put`; keys and values are
+    /// base64 in the JSON body.
+    Etcd,
+}
+
+impl FromStr for Protocol {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "resp" => Ok(Protocol::Resp),
+            "etcd" => Ok(Protocol::Etcd),
+            _ => bad(format!("unknown protocol {s:?}: expected resp or etcd")),
+        }
+    }
+}
+
+/// Default length of one time-series sample.
+pub const DEFAULT_SERIES_INTERVAL_MS: u64 = 1000;
 
 /// Parses a CPU list such as `0,2,4-7`.
 pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, ConfigError> {
@@ -174,6 +228,16 @@ pub struct LoadConfig {
     /// The run is invalid when a worker thread was busy on CPU for more than this
     /// fraction of the run (it, not the server, was the bottleneck).
     pub max_generator_cpu: f64,
+    /// Wire protocol of the load.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Length of one time-series sample, 10..=60000 ms.
+    #[serde(default = "default_series_interval_ms")]
+    pub series_interval_ms: u64,
+}
+
+fn default_series_interval_ms() -> u64 {
+    DEFAULT_SERIES_INTERVAL_MS
 }
 
 impl Default for LoadConfig {
@@ -199,6 +263,8 @@ impl Default for LoadConfig {
             max_generator_lag_us: 1000,
             spin_us: 0,
             max_generator_cpu: 0.9,
+            protocol: Protocol::Resp,
+            series_interval_ms: DEFAULT_SERIES_INTERVAL_MS,
         }
     }
 }
@@ -257,18 +323,41 @@ impl LoadConfig {
         }
         match &self.key_tag {
             KeyTag::None => {}
-            KeyTag::Shared(tag) => {
-                if tag.is_empty() || tag.contains(['{', '}']) {
-                    return bad(format!(
-                        "hash tag {tag:?} must be non-empty and contain no braces"
-                    ));
-                }
-            }
+            KeyTag::Shared(tag) => check_tag(tag)?,
             KeyTag::PerKey => {
                 if self.key_prefix.contains(['{', '}']) {
                     return bad("with --tag-per-key the key prefix must contain no braces");
                 }
             }
+            KeyTag::PerTarget(tags) => {
+                if tags.len() != self.targets.len() {
+                    return bad(format!(
+                        "{} per-target hash tags for {} targets: give one per target",
+                        tags.len(),
+                        self.targets.len()
+                    ));
+                }
+                for t in tags {
+                    check_tag(t)?;
+                }
+            }
+            KeyTag::OwnCore | KeyTag::OtherCore => {
+                if self.protocol != Protocol::Resp {
+                    return bad("own-core/other-core keys need a leasekv server (protocol resp)");
+                }
+                if self.preload {
+                    return bad(
+                        "--preload cannot be combined with own-core/other-core keys \
+                         (each connection picks its tag after connecting)",
+                    );
+                }
+            }
+        }
+        if !(10..=60_000).contains(&self.series_interval_ms) {
+            return bad(format!(
+                "series interval must be in 10..=60000 ms, got {}",
+                self.series_interval_ms
+            ));
         }
         let secs_ok = |x: f64| x.is_finite() && x >= 0.0;
         if !secs_ok(self.warmup_secs) || !secs_ok(self.duration_secs) || self.duration_secs == 0.0 {
@@ -384,6 +473,17 @@ mod tests {
             |c| c.key_tag = KeyTag::Shared(String::new()),
             |c| c.cpus = Some(vec![]),
             |c| c.distribution = Distribution::Zipfian { theta: 1.0 },
+            |c| c.key_tag = KeyTag::PerTarget(vec!["a".into(), "b".into()]),
+            |c| c.key_tag = KeyTag::PerTarget(vec!["{".into()]),
+            |c| {
+                c.key_tag = KeyTag::OwnCore;
+                c.preload = true;
+            },
+            |c| {
+                c.key_tag = KeyTag::OtherCore;
+                c.protocol = Protocol::Etcd;
+            },
+            |c| c.series_interval_ms = 5,
         ];
         for (i, mutate) in cases.into_iter().enumerate() {
             let mut c = LoadConfig::default();

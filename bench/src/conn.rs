@@ -1,6 +1,8 @@
 //! One load connection: a glommio task that keeps its pipeline filled (closed loop) or
 //! follows its share of the schedule (open loop), parses replies and records latencies.
 
+use crate::config::Protocol;
+use crate::http;
 use crate::keys::{KeyChooser, KeyFormat};
 use crate::resp::{self, Reply, ReplyBuffer};
 use crate::rng::Rng;
@@ -75,6 +77,60 @@ pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<T
     Ok(s)
 }
 
+/// How requests are written and replies read.
+#[derive(Debug, Clone)]
+pub(crate) enum Wire {
+    Resp,
+    /// etcd's JSON gateway; `host` is the Host header, `value_b64` the encoded value.
+    Etcd {
+        host: Rc<str>,
+        value_b64: Rc<[u8]>,
+    },
+}
+
+impl Wire {
+    pub(crate) fn new(protocol: Protocol, addr: SocketAddr, value: &[u8]) -> Self {
+        match protocol {
+            Protocol::Resp => Wire::Resp,
+            Protocol::Etcd => Wire::Etcd {
+                host: addr.to_string().into(),
+                value_b64: http::b64(value).into(),
+            },
+        }
+    }
+
+    fn encode(
+        &self,
+        out: &mut Vec<u8>,
+        read: bool,
+        key: &[u8],
+        value: &[u8],
+        scratch: &mut Vec<u8>,
+    ) {
+        match (self, read) {
+            (Wire::Resp, true) => resp::encode_get(out, key),
+            (Wire::Resp, false) => resp::encode_set(out, key, value),
+            (Wire::Etcd { host, .. }, true) => http::encode_range(out, host, key, scratch),
+            (Wire::Etcd { host, value_b64 }, false) => {
+                http::encode_put(out, host, key, value_b64, scratch)
+            }
+        }
+    }
+
+    /// The next complete reply in `rbuf`: `Ok(Some(Ok(())))` success, `Ok(Some(Err(prefix)))`
+    /// an error reply, `Ok(None)` incomplete, `Err` a broken stream.
+    fn next_outcome(&self, rbuf: &mut ReplyBuffer) -> Result<Option<Result<(), String>>, ()> {
+        match self {
+            Wire::Resp => match rbuf.next_reply() {
+                Ok(Some(reply)) => Ok(Some(classify(reply))),
+                Ok(None) => Ok(None),
+                Err(_) => Err(()),
+            },
+            Wire::Etcd { .. } => rbuf.next_http().map_err(|_| ()),
+        }
+    }
+}
+
 /// What requests look like: keys, values, read/write mix.
 pub(crate) struct Workload {
     pub keys: KeyChooser,
@@ -82,7 +138,9 @@ pub(crate) struct Workload {
     pub value: Rc<[u8]>,
     pub read_ratio: f64,
     pub rng: Rng,
+    pub wire: Wire,
     key_buf: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
 impl Workload {
@@ -92,6 +150,7 @@ impl Workload {
         value: Rc<[u8]>,
         read_ratio: f64,
         rng: Rng,
+        wire: Wire,
     ) -> Self {
         Workload {
             keys,
@@ -99,7 +158,9 @@ impl Workload {
             value,
             read_ratio,
             rng,
+            wire,
             key_buf: Vec::with_capacity(64),
+            scratch: Vec::new(),
         }
     }
 
@@ -110,11 +171,11 @@ impl Workload {
         self.key_buf.clear();
         self.format
             .write_key(self.keys.next_index(), &mut self.key_buf);
+        self.wire
+            .encode(out, read, &self.key_buf, &self.value, &mut self.scratch);
         if read {
-            resp::encode_get(out, &self.key_buf);
             OpKind::Read
         } else {
-            resp::encode_set(out, &self.key_buf, &self.value);
             OpKind::Write
         }
     }
@@ -357,10 +418,10 @@ impl Connection {
     fn process_replies(&mut self) {
         let now = self.clock.now();
         loop {
-            let outcome = match self.rbuf.next_reply() {
-                Ok(Some(reply)) => classify(reply),
+            let outcome = match self.workload.wire.next_outcome(&mut self.rbuf) {
+                Ok(Some(outcome)) => outcome,
                 Ok(None) => return,
-                Err(_) => return self.fail(ErrorKind::Protocol),
+                Err(()) => return self.fail(ErrorKind::Protocol),
             };
             if self.inflight.len() >= self.pipeline {
                 self.ready_since_ns = now;
@@ -434,12 +495,14 @@ pub(crate) async fn preload(
     indexes: impl Iterator<Item = u64>,
     format: &KeyFormat,
     value: &[u8],
+    wire: &Wire,
     depth: usize,
     timeout: Duration,
 ) -> Result<u64, String> {
     let mut rbuf = ReplyBuffer::new(16 << 10);
     let mut wbuf = Vec::new();
     let mut key = Vec::new();
+    let mut scratch = Vec::new();
     let mut indexes = indexes.peekable();
     let mut done = 0u64;
     while indexes.peek().is_some() {
@@ -448,7 +511,7 @@ pub(crate) async fn preload(
         for i in indexes.by_ref().take(depth.max(1)) {
             key.clear();
             format.write_key(i, &mut key);
-            resp::encode_set(&mut wbuf, &key, value);
+            wire.encode(&mut wbuf, false, &key, value, &mut scratch);
             batch += 1;
         }
         match with_deadline(stream.write_all(&wbuf), timeout).await {
@@ -459,16 +522,16 @@ pub(crate) async fn preload(
         let deadline = Instant::now() + timeout;
         let mut answered = 0;
         while answered < batch {
-            match rbuf.next_reply() {
-                Ok(Some(reply)) => {
-                    if let Err(prefix) = classify(reply) {
-                        return Err(format!("server answered SET with {prefix}"));
+            match wire.next_outcome(&mut rbuf) {
+                Ok(Some(outcome)) => {
+                    if let Err(prefix) = outcome {
+                        return Err(format!("server answered a write with {prefix}"));
                     }
                     answered += 1;
                     continue;
                 }
                 Ok(None) => {}
-                Err(e) => return Err(format!("bad reply: {e}")),
+                Err(()) => return Err("bad reply".into()),
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match with_deadline(stream.read(rbuf.spare()), left).await {

@@ -144,7 +144,11 @@ impl KeyFormat {
     pub fn write_key(&self, index: u64, out: &mut Vec<u8>) {
         // Writing into a Vec cannot fail.
         let _ = match &self.tag {
-            KeyTag::None => write!(out, "{}{index}", self.prefix),
+            // Per-target and per-core tags are resolved to `Shared` per connection
+            // (`connection_tag`); unresolved they add nothing.
+            KeyTag::None | KeyTag::PerTarget(_) | KeyTag::OwnCore | KeyTag::OtherCore => {
+                write!(out, "{}{index}", self.prefix)
+            }
             KeyTag::Shared(tag) => write!(out, "{{{tag}}}{}{index}", self.prefix),
             KeyTag::PerKey => write!(out, "{{{}{index}}}", self.prefix),
         };
@@ -157,9 +161,43 @@ impl KeyFormat {
     }
 }
 
+/// The tag a connection to target `target` uses. `PerTarget` picks that target's tag;
+/// `OwnCore`/`OtherCore` take `core_tag`, the tag the connection chose after asking the
+/// server (a missing one leaves keys untagged); other variants are the same everywhere.
+pub fn connection_tag(tag: &KeyTag, target: usize, core_tag: Option<&str>) -> KeyTag {
+    match tag {
+        KeyTag::PerTarget(tags) if !tags.is_empty() => {
+            KeyTag::Shared(tags[target % tags.len()].clone())
+        }
+        KeyTag::PerTarget(_) => KeyTag::None,
+        KeyTag::OwnCore | KeyTag::OtherCore => match core_tag {
+            Some(t) => KeyTag::Shared(t.to_string()),
+            None => KeyTag::None,
+        },
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_tags_resolve_per_target_and_core() {
+        let per = KeyTag::PerTarget(vec!["a".into(), "b".into()]);
+        assert_eq!(connection_tag(&per, 0, None), KeyTag::Shared("a".into()));
+        assert_eq!(connection_tag(&per, 3, None), KeyTag::Shared("b".into()));
+        assert_eq!(
+            connection_tag(&KeyTag::OwnCore, 0, Some("x")),
+            KeyTag::Shared("x".into())
+        );
+        assert_eq!(
+            connection_tag(&KeyTag::PerKey, 1, Some("x")),
+            KeyTag::PerKey
+        );
+        let f = KeyFormat::new("k", connection_tag(&per, 1, None));
+        assert_eq!(f.key(5), "{b}k5");
+    }
 
     #[test]
     fn zeta_tail_estimate_matches_exact_sum() {

@@ -12,15 +12,20 @@
 pub mod cli;
 pub mod config;
 mod conn;
+mod coreprobe;
+pub mod http;
+pub mod info;
 pub mod keys;
 pub mod report;
 pub mod resp;
 pub mod rng;
 mod runner;
 pub mod schedule;
+pub mod slots;
 pub mod stats;
+pub mod suite;
 pub mod sysstat;
 
-pub use config::{ConfigError, Distribution, KeyTag, LoadConfig};
+pub use config::{ConfigError, Distribution, KeyTag, LoadConfig, Protocol};
 pub use report::{LoadReport, LoopMode};
 pub use runner::{run_load, RunError};

@@ -1,4 +1,5 @@
-//! `leasekv-bench load ...`: see bench/README.md.
+//! `leasekv-bench load ...` (one load run) and `leasekv-bench run ...` (the scenario
+//! suite): see bench/README.md and docs/benchmarks.md.
 
 use clap::Parser;
 use leasekv_bench::cli::{Cli, Command};
@@ -23,7 +24,40 @@ fn init_logging() {
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    let Command::Load(args) = cli.command;
+    match cli.command {
+        Command::Load(args) => load(&args),
+        Command::Run(args) => suite(&args),
+    }
+}
+
+fn suite(args: &leasekv_bench::cli::RunArgs) -> ExitCode {
+    let options = match args.to_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("leasekv-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match leasekv_bench::suite::run_suite(&options, std::env::args().collect()) {
+        Ok((dir, report)) => {
+            println!("report: {}", dir.join("report.md").display());
+            for s in &report.scenarios {
+                println!("scenario {}: {} ({:.0} s)", s.id, s.status, s.secs);
+            }
+            if report.scenarios.iter().any(|s| s.status == "failed") {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("leasekv-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(args: &leasekv_bench::cli::LoadArgs) -> ExitCode {
     let config = match args.to_config() {
         Ok(c) => c,
         Err(e) => {

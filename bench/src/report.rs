@@ -40,6 +40,16 @@ pub struct WorkerReport {
     pub run_queue_wait: Option<f64>,
 }
 
+/// What the own-core/other-core probe found for one connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreProbe {
+    pub connection: usize,
+    /// Index of the server core serving the connection.
+    pub core: usize,
+    /// Hash tag the connection's keys use.
+    pub tag: String,
+}
+
 /// Everything a run measured. Latencies are in microseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
@@ -79,6 +89,13 @@ pub struct LoadReport {
     /// HdrHistogram interval log (V2 deflate, base64) of the measured window, values in ns,
     /// tags `all`, `read`, `write`: readable by HdrHistogram's log tools.
     pub hdr_log: String,
+    /// Wall-clock time of the run's start (t0, the start of the warm-up), ms since the
+    /// Unix epoch: lines the time series up with outside events (0 in unit tests).
+    #[serde(default)]
+    pub started_unix_ms: f64,
+    /// Own-core/other-core runs: each connection's core and tag.
+    #[serde(default)]
+    pub core_probes: Vec<CoreProbe>,
 }
 
 /// Decides whether the run measured the server, not the generator. Returns
@@ -235,6 +252,8 @@ pub fn build_report(
         workers,
         time_series: stats.series.samples(),
         hdr_log: hdr,
+        started_unix_ms: 0.0,
+        core_probes: Vec::new(),
     }
 }
 

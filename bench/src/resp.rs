@@ -242,6 +242,18 @@ impl ReplyBuffer {
         }
     }
 
+    /// Takes the next complete HTTP response (etcd load), as its outcome.
+    pub fn next_http(&mut self) -> Result<Option<Result<(), String>>, crate::http::HttpError> {
+        let ReplyBuffer { buf, start, end } = self;
+        match crate::http::parse_response(&buf[*start..*end])? {
+            Some((outcome, used)) => {
+                *start += used;
+                Ok(Some(outcome))
+            }
+            None => Ok(None),
+        }
+    }
+
     pub fn buffered(&self) -> usize {
         self.end - self.start
     }

@@ -1,10 +1,11 @@
 //! `run_load`: one glommio executor per worker thread, every connection a task, a common
 //! start instant for all workers, measurements merged at the end.
 
-use crate::config::{ConfigError, Distribution, LoadConfig};
-use crate::conn::{self, Clock, Connection, Timeline, Workload};
-use crate::keys::{KeyChooser, KeyFormat, ZipfianParams};
-use crate::report::{build_report, LoadReport, WorkerReport};
+use crate::config::{ConfigError, Distribution, KeyTag, LoadConfig};
+use crate::conn::{self, Clock, Connection, Timeline, Wire, Workload};
+use crate::coreprobe;
+use crate::keys::{connection_tag, KeyChooser, KeyFormat, ZipfianParams};
+use crate::report::{build_report, CoreProbe, LoadReport, WorkerReport};
 use crate::rng::Rng;
 use crate::schedule::{OpenLoopSchedule, Pacer};
 use crate::stats::Stats;
@@ -15,7 +16,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Locked io_uring buffer memory per executor: small, so several workers fit in the
 /// default 8 MiB memlock limit without CAP_IPC_LOCK (executors x 3 rings x this).
@@ -24,6 +25,9 @@ const IO_MEMORY: usize = 512 << 10;
 const START_MARGIN: Duration = Duration::from_millis(20);
 /// Pipeline depth used by `--preload` when the run's own depth is smaller.
 const PRELOAD_DEPTH: usize = 64;
+/// Shortest wait for a preload batch's replies: preloading is set-up, not measurement,
+/// and many connections' batches of durable writes can queue behind each other.
+const PRELOAD_MIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -35,6 +39,8 @@ pub enum RunError {
     Connect { target: SocketAddr, reason: String },
     #[error("preload failed on a connection to {target}: {reason}")]
     Preload { target: SocketAddr, reason: String },
+    #[error("cannot choose own-core/other-core keys on a connection to {target}: {reason}")]
+    CoreProbe { target: SocketAddr, reason: String },
     #[error("worker {worker}: {reason}")]
     Worker { worker: usize, reason: String },
     #[error("aborted because another worker failed")]
@@ -49,13 +55,14 @@ struct StartGate {
     total: usize,
     arrived: AtomicUsize,
     failed: AtomicBool,
-    t0: OnceLock<Instant>,
+    /// The common start, and the wall-clock time it corresponds to.
+    t0: OnceLock<(Instant, SystemTime)>,
 }
 
 impl StartGate {
     /// Blocks the calling thread until every worker arrived. `None` if any failed. Called
     /// by a worker before it runs any task, so blocking its executor thread is harmless.
-    fn arrive(&self, ok: bool) -> Option<Instant> {
+    fn arrive(&self, ok: bool) -> Option<(Instant, SystemTime)> {
         if !ok {
             self.failed.store(true, Ordering::SeqCst);
         }
@@ -71,7 +78,12 @@ impl StartGate {
         }
         // t0 lies a little ahead so every worker, however late it wakes from the wait
         // above, is sleeping until t0 (not already behind) when the run starts.
-        Some(*self.t0.get_or_init(|| Instant::now() + START_MARGIN))
+        Some(*self.t0.get_or_init(|| {
+            (
+                Instant::now() + START_MARGIN,
+                SystemTime::now() + START_MARGIN,
+            )
+        }))
     }
 }
 
@@ -82,7 +94,7 @@ struct GateTicket {
 }
 
 impl GateTicket {
-    fn arrive(mut self, ok: bool) -> Option<Instant> {
+    fn arrive(mut self, ok: bool) -> Option<(Instant, SystemTime)> {
         self.used = true;
         self.gate.arrive(ok)
     }
@@ -112,9 +124,22 @@ struct Shared {
     series_secs: usize,
 }
 
+impl Shared {
+    fn new_stats(&self) -> Stats {
+        Stats::with_interval(
+            self.timeline.window_start_ns,
+            self.timeline.end_ns,
+            self.series_secs,
+            self.config.series_interval_ms * 1_000_000,
+        )
+    }
+}
+
 struct WorkerOutput {
     stats: Stats,
     report: WorkerReport,
+    probes: Vec<CoreProbe>,
+    t0_wall: SystemTime,
 }
 
 fn resolve(target: &str) -> Result<SocketAddr, RunError> {
@@ -217,15 +242,25 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, RunError> {
         return Err(e);
     }
 
-    let mut merged = Stats::new(window_start_ns, end_ns, shared.series_secs);
+    let mut merged = shared.new_stats();
     let mut workers = Vec::new();
+    let mut probes = Vec::new();
+    let mut t0_wall = None;
     for out in outputs {
         merged
             .merge(&out.stats)
             .map_err(|e| RunError::Merge(format!("{e:?}")))?;
         workers.push(out.report);
+        probes.extend(out.probes);
+        t0_wall.get_or_insert(out.t0_wall);
     }
-    Ok(build_report(config, &merged, workers, config.duration_secs))
+    probes.sort_by_key(|p| p.connection);
+    let mut report = build_report(config, &merged, workers, config.duration_secs);
+    report.core_probes = probes;
+    report.started_unix_ms = t0_wall
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    Ok(report)
 }
 
 enum Handle {
@@ -263,20 +298,55 @@ async fn worker_main(
             }
         }
     }
-    let format = Rc::new(KeyFormat::new(&config.key_prefix, config.key_tag.clone()));
+    // Each connection's key format: per-target and per-core tags differ by connection.
+    let mut probes = Vec::new();
+    let mut formats = Vec::with_capacity(streams.len());
+    for (stream, &(c, addr)) in streams.iter_mut().zip(&plan.conns) {
+        let core_tag = if config.key_tag.needs_core_probe() {
+            let own = config.key_tag == KeyTag::OwnCore;
+            match coreprobe::core_tag(stream, own, config.timeout()).await {
+                Ok((core, tag)) => {
+                    probes.push(CoreProbe {
+                        connection: c,
+                        core,
+                        tag: tag.clone(),
+                    });
+                    Some(tag)
+                }
+                Err(reason) => {
+                    ticket.arrive(false);
+                    return Err(RunError::CoreProbe {
+                        target: addr,
+                        reason,
+                    });
+                }
+            }
+        } else {
+            None
+        };
+        let tag = connection_tag(
+            &config.key_tag,
+            c % config.targets.len(),
+            core_tag.as_deref(),
+        );
+        formats.push(Rc::new(KeyFormat::new(&config.key_prefix, tag)));
+    }
     let value: Rc<[u8]> = vec![b'x'; config.value_size].into();
 
     if config.preload {
         let mut tasks = Vec::new();
-        for (mut stream, &(c, addr)) in streams.into_iter().zip(&plan.conns) {
+        for ((mut stream, &(c, addr)), format) in streams.into_iter().zip(&plan.conns).zip(&formats)
+        {
             let (format, value) = (format.clone(), value.clone());
+            let wire = Wire::new(config.protocol, addr, &value);
             let (first, step) = preload_share(c, config.connections, config.targets.len());
             let keys = config.keys;
             let depth = config.pipeline.max(PRELOAD_DEPTH);
-            let timeout = config.timeout();
+            let timeout = config.timeout().max(PRELOAD_MIN_TIMEOUT);
             tasks.push(glommio::spawn_local(async move {
                 let mine = (first..keys).step_by(step);
-                let r = conn::preload(&mut stream, mine, &format, &value, depth, timeout).await;
+                let r =
+                    conn::preload(&mut stream, mine, &format, &value, &wire, depth, timeout).await;
                 (stream, addr, r)
             }));
         }
@@ -300,24 +370,20 @@ async fn worker_main(
         }
     }
 
-    let Some(t0) = ticket.arrive(true) else {
+    let Some((t0, t0_wall)) = ticket.arrive(true) else {
         return Err(RunError::Aborted);
     };
     let clock = Clock::new(t0);
     glommio::timer::sleep(t0.saturating_duration_since(Instant::now())).await;
     let tl = shared.timeline;
-    let stats = Rc::new(RefCell::new(Stats::new(
-        tl.window_start_ns,
-        tl.end_ns,
-        shared.series_secs,
-    )));
+    let stats = Rc::new(RefCell::new(shared.new_stats()));
     let spun = Rc::new(Cell::new(0u64));
     let cpu0 = sysstat::thread_cpu_time();
     let rq0 = sysstat::thread_run_queue_wait();
     let wall0 = Instant::now();
 
     let mut tasks = Vec::new();
-    for (stream, &(c, addr)) in streams.into_iter().zip(&plan.conns) {
+    for ((stream, &(c, addr)), format) in streams.into_iter().zip(&plan.conns).zip(formats) {
         // Two independent streams per connection: key choice and read/write mix.
         let key_rng = Rng::for_stream(config.seed, (c as u64) << 1);
         let mix_rng = Rng::for_stream(config.seed, ((c as u64) << 1) | 1);
@@ -327,10 +393,11 @@ async fn worker_main(
         };
         let workload = Workload::new(
             keys,
-            format.clone(),
+            format,
             value.clone(),
             config.read_ratio,
             mix_rng,
+            Wire::new(config.protocol, addr, &value),
         );
         let pacer = config.rate.and_then(|rate| {
             OpenLoopSchedule::new(rate, config.connections, c).map(|s| Pacer::new(s, tl.end_ns))
@@ -374,7 +441,12 @@ async fn worker_main(
         run_queue_wait: frac(rq0, sysstat::thread_run_queue_wait()),
     };
     let stats = stats.borrow().clone();
-    Ok(WorkerOutput { stats, report })
+    Ok(WorkerOutput {
+        stats,
+        report,
+        probes,
+        t0_wall,
+    })
 }
 
 #[cfg(test)]

@@ -91,12 +91,12 @@ impl ErrorKind {
     }
 }
 
-/// One second of the run.
+/// One interval of the run (a second unless configured otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesSample {
-    /// Start of this second relative to the start of measurement (negative: warm-up).
+    /// Start of this interval relative to the start of measurement (negative: warm-up).
     pub t_sec: f64,
-    /// Successful operations completed in this second.
+    /// Successful operations completed in this interval.
     pub ops: u64,
     pub reads: u64,
     pub writes: u64,
@@ -115,35 +115,44 @@ struct SecondBucket {
     hist: Option<Histogram<u64>>,
 }
 
-/// Per-second counters and latency histograms, by completion time. Seconds are aligned
-/// to the start of measurement: bucket boundaries fall on `window_start + k s`, and the
-/// warm-up gets the buckets before it (the first one partial when the warm-up is not a
-/// whole number of seconds).
+/// Per-interval counters and latency histograms, by completion time. Intervals are
+/// aligned to the start of measurement: bucket boundaries fall on
+/// `window_start + k x interval`, and the warm-up gets the buckets before it (the first one
+/// partial when the warm-up is not a whole number of intervals).
 #[derive(Debug, Clone)]
 pub struct TimeSeries {
     buckets: Vec<SecondBucket>,
     max_buckets: usize,
-    /// Whole seconds of buckets before the measurement start.
-    lead_secs: u64,
+    interval_ns: u64,
+    /// Whole intervals of buckets before the measurement start.
+    lead: u64,
     /// Added to a run time so bucket boundaries align with the measurement start.
     shift_ns: u64,
 }
 
 impl TimeSeries {
-    /// `window_start_ns`: start of measurement in run time. Events later than about
-    /// `max_secs` after the run start are not kept (bounds memory).
+    /// One-second samples. `window_start_ns`: start of measurement in run time. Events
+    /// later than about `max_secs` after the run start are not kept (bounds memory).
     pub fn new(max_secs: usize, window_start_ns: u64) -> Self {
-        let lead_secs = window_start_ns.div_ceil(NS_PER_SEC);
+        Self::with_interval(max_secs, window_start_ns, NS_PER_SEC)
+    }
+
+    /// Samples of `interval_ns` (at least 1 ms) each.
+    pub fn with_interval(max_secs: usize, window_start_ns: u64, interval_ns: u64) -> Self {
+        let interval_ns = interval_ns.max(1_000_000);
+        let lead = window_start_ns.div_ceil(interval_ns);
+        let per_sec = NS_PER_SEC.div_ceil(interval_ns) as usize;
         TimeSeries {
             buckets: Vec::new(),
-            max_buckets: max_secs.max(1) + 1,
-            lead_secs,
-            shift_ns: lead_secs * NS_PER_SEC - window_start_ns,
+            max_buckets: max_secs.max(1).saturating_mul(per_sec) + 1,
+            interval_ns,
+            lead,
+            shift_ns: lead * interval_ns - window_start_ns,
         }
     }
 
     fn bucket(&mut self, at_ns: u64) -> Option<&mut SecondBucket> {
-        let i = usize::try_from(at_ns.saturating_add(self.shift_ns) / NS_PER_SEC).ok()?;
+        let i = usize::try_from(at_ns.saturating_add(self.shift_ns) / self.interval_ns).ok()?;
         if i >= self.max_buckets {
             return None;
         }
@@ -200,7 +209,7 @@ impl TimeSeries {
                         .map_or(0.0, |h| h.value_at_quantile(q) as f64)
                 };
                 SeriesSample {
-                    t_sec: i as f64 - self.lead_secs as f64,
+                    t_sec: (i as f64 - self.lead as f64) * self.interval_ns as f64 / 1e9,
                     ops: b.reads + b.writes,
                     reads: b.reads,
                     writes: b.writes,
@@ -242,6 +251,16 @@ pub struct Stats {
 
 impl Stats {
     pub fn new(window_start_ns: u64, window_end_ns: u64, series_secs: usize) -> Self {
+        Self::with_interval(window_start_ns, window_end_ns, series_secs, NS_PER_SEC)
+    }
+
+    /// Like `new`, with time-series samples of `interval_ns`.
+    pub fn with_interval(
+        window_start_ns: u64,
+        window_end_ns: u64,
+        series_secs: usize,
+        interval_ns: u64,
+    ) -> Self {
         Stats {
             window_start_ns,
             window_end_ns,
@@ -255,7 +274,7 @@ impl Stats {
             reconnects: 0,
             connect_failures: 0,
             max_backlog: 0,
-            series: TimeSeries::new(series_secs, window_start_ns),
+            series: TimeSeries::with_interval(series_secs, window_start_ns, interval_ns),
         }
     }
 
@@ -439,6 +458,26 @@ mod tests {
             s.generator_lag.max(),
             s.generator_lag.highest_equivalent(200_000)
         );
+    }
+
+    #[test]
+    fn series_with_short_intervals() {
+        // 100 ms samples, measurement from 0.25 s: buckets at -0.3, -0.2, ..., 0, 0.1, ...
+        let mut t = TimeSeries::with_interval(5, S / 4, S / 10);
+        t.record_ok(S / 4, 7_000, OpKind::Read); // first instant of measurement
+        t.record_ok(S / 4 + S / 10 + 1, 9_000, OpKind::Write);
+        t.record_ok(S / 4 - 1, 3_000, OpKind::Read); // last instant of warm-up
+        let samples = t.samples();
+        let at = |x: f64| {
+            samples
+                .iter()
+                .find(|s| (s.t_sec - x).abs() < 1e-9)
+                .unwrap_or_else(|| panic!("no sample at {x}: {samples:?}"))
+        };
+        assert_eq!((at(0.0).reads, at(0.0).writes), (1, 0));
+        assert_eq!(at(0.1).writes, 1);
+        assert_eq!(at(-0.1).reads, 1);
+        assert_eq!(at(0.0).p50_us, 7.0);
     }
 
     #[test]
