@@ -71,6 +71,11 @@ pub struct Driver {
     finished: Rc<RefCell<Vec<Finished>>>,
     /// A snapshot build is in flight (at most one per core).
     building: bool,
+    /// WAL bytes right after the last compaction: the log tails it could not drop. The next
+    /// compaction is due once `raft.snapshot_log_bytes` more were written, so a tail larger
+    /// than the threshold (a follower catching up, a big burst) never triggers a compaction
+    /// on every iteration.
+    compacted_bytes: u64,
 }
 
 /// Snapshot work done off the core.
@@ -108,6 +113,7 @@ impl Driver {
             isolated: false,
             finished: Rc::new(RefCell::new(Vec::new())),
             building: false,
+            compacted_bytes: 0,
         }
     }
 
@@ -246,8 +252,8 @@ impl Driver {
                 self.last_forced_snapshot = Some(Instant::now());
             }
             let built = self.take_built();
-            let due =
-                wanted || self.wal.log_bytes() > self.core.shared.config.raft.snapshot_log_bytes;
+            let grown = self.wal.log_bytes().saturating_sub(self.compacted_bytes);
+            let due = wanted || grown > self.core.shared.config.raft.snapshot_log_bytes;
             let compact_now = match built {
                 Some(built) => Some(built),
                 None if due && !self.building => self.build_off_core(),
@@ -501,6 +507,15 @@ impl Driver {
             .filter_map(|g| self.core.groups[g].borrow().begin_snapshot())
             .collect();
         if builds.is_empty() {
+            if self
+                .groups
+                .iter()
+                .any(|g| self.core.groups[g].borrow().is_installing())
+            {
+                // Its state is about to change: build once it is in (the log it received
+                // meanwhile cannot be dropped before).
+                return None;
+            }
             return Some(Vec::new());
         }
         self.building = true;
@@ -607,6 +622,7 @@ impl Driver {
         let started = Instant::now();
         // Only this task appends to the groups' logs, so they do not change during the await.
         self.wal.compact(checkpoints).await?;
+        self.compacted_bytes = self.wal.log_bytes();
         for &gid in &self.groups {
             if let Some(b) = built.remove(&gid) {
                 self.core.groups[&gid].borrow_mut().compact_log(b);
