@@ -177,6 +177,7 @@ impl Driver {
             if self.members_dirty {
                 self.members_dirty = false;
                 self.reconcile_peers();
+                self.publish_members();
             }
 
             for i in 0..self.groups.len() {
@@ -460,6 +461,25 @@ impl Driver {
             cluster.forget(*id);
         }
         self.peers = want;
+    }
+
+    /// Publishes every group's voters and member addresses for CLUSTER SLOTS/NODES and MOVED
+    /// on any core. A joining node's groups have no configuration yet: nothing to publish.
+    fn publish_members(&self) {
+        for &gid in &self.groups {
+            let g = self.core.groups[&gid].borrow();
+            let voters = g.voters();
+            if voters.is_empty() {
+                continue;
+            }
+            if let Some(s) = self.core.shared.group_stats.get(gid as usize) {
+                s.members.publish(crate::clusterinfo::GroupMembers::new(
+                    gid,
+                    voters,
+                    g.members(),
+                ));
+            }
+        }
     }
 
     /// Hands one group's leadership to its preferred node when that node is up and fully
