@@ -9,19 +9,84 @@
 //! masters. Epochs are Raft terms.
 //!
 //! The builders are pure functions of a [`Topology`] snapshot, which [`Topology::from_shared`]
-//! fills from the configuration and the per-group leader map every core publishes.
+//! fills from the per-group state every core publishes: the leader, and the group's runtime
+//! membership ([`GroupMembers`]: voters and every member's addresses, replicated through Raft
+//! with conf changes and snapshots). So nodes added with `leasekv admin add-node` appear with
+//! their client address and removed ones disappear; the config's `[[nodes]]` only stand in
+//! until the groups have published (start-up).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use shards::Reply;
+use shards::{Member, Reply};
 
 use crate::command::ClusterQuery;
 use crate::config::Config;
 use crate::core::{ClientEntry, Core, GroupStats, Shared};
 use crate::routing::{Routing, SLOTS};
+
+/// A group's membership as its owner core last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupMembers {
+    /// Voter ids, rotated so that group g starts at its (g mod n)-th voter by id, like the
+    /// config's placement (the stand-in master when the leader is unknown).
+    pub voters: Vec<u64>,
+    /// Every voter and learner with its addresses.
+    pub members: Vec<Member>,
+}
+
+impl GroupMembers {
+    /// From a group's voter ids (any order) and member map.
+    pub fn new(group: u32, mut voters: Vec<u64>, members: &shards::Members) -> GroupMembers {
+        voters.sort_unstable();
+        if !voters.is_empty() {
+            let n = voters.len();
+            voters.rotate_left(group as usize % n);
+        }
+        GroupMembers {
+            voters,
+            members: members.values().cloned().collect(),
+        }
+    }
+}
+
+/// Where the owner core publishes [`GroupMembers`] for readers on every core. Written on
+/// membership changes only; readers clone the `Arc` under the lock.
+#[derive(Default)]
+pub struct PublishedMembers(Mutex<Option<Arc<GroupMembers>>>);
+
+impl PublishedMembers {
+    pub fn publish(&self, m: GroupMembers) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_deref() != Some(&m) {
+            *slot = Some(Arc::new(m));
+        }
+    }
+
+    pub fn get(&self) -> Option<Arc<GroupMembers>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The client address of node `id` as a member of `group` knows it (nodes added at runtime
+/// included), else from the config. For `-MOVED`.
+pub fn client_address(shared: &Shared, group: u32, id: u64) -> Option<String> {
+    shared
+        .group_stats
+        .get(group as usize)
+        .and_then(|s| s.members.get())
+        .and_then(|m| {
+            m.members
+                .iter()
+                .find(|m| m.id == id)
+                .map(|m| m.client.clone())
+        })
+        .or_else(|| shared.config.node(id).map(|n| n.client.to_string()))
+}
 
 /// One node as clients should reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +171,52 @@ fn reachable(ip: IpAddr, local: Option<SocketAddr>) -> IpAddr {
     }
 }
 
+/// Every member of any group as published (by id; the first group naming a node wins),
+/// this node always included. Before any group has published: the config's `[[nodes]]`.
+fn cluster_nodes(cfg: &Config, stats: &[GroupStats], local: Option<SocketAddr>) -> Vec<NodeView> {
+    let mut members: BTreeMap<u64, (String, String)> = BTreeMap::new();
+    let mut published = false;
+    for m in stats.iter().filter_map(|s| s.members.get()) {
+        published = true;
+        for member in &m.members {
+            members
+                .entry(member.id)
+                .or_insert_with(|| (member.client.clone(), member.raft.clone()));
+        }
+    }
+    if !published {
+        for n in &cfg.nodes {
+            members.insert(n.id, (n.client.to_string(), n.raft.to_string()));
+        }
+    }
+    if let Some(me) = cfg.node(cfg.node_id) {
+        members
+            .entry(me.id)
+            .or_insert_with(|| (me.client.to_string(), me.raft.to_string()));
+    }
+    members
+        .into_iter()
+        .filter_map(|(id, (client, raft))| {
+            let Ok(client) = client.parse::<SocketAddr>() else {
+                tracing::debug!(node = id, %client, "member without a usable client address");
+                return None;
+            };
+            let cport = raft.parse::<SocketAddr>().map_or(0, |a| a.port());
+            let ip = if id == cfg.node_id {
+                reachable(client.ip(), local)
+            } else {
+                client.ip()
+            };
+            Some(NodeView {
+                id,
+                ip,
+                port: client.port(),
+                cport,
+            })
+        })
+        .collect()
+}
+
 impl Topology {
     /// Snapshot of `shared`. `local` is the local address of the asking client's connection,
     /// used when this node's configured address is unspecified (0.0.0.0 / ::).
@@ -114,7 +225,8 @@ impl Topology {
     }
 
     /// Snapshot from the configuration, the slot map and the published group state
-    /// (`stats[g]` for group g; a missing entry reads as an unknown leader).
+    /// (`stats[g]` for group g; a missing entry reads as an unknown leader and the config's
+    /// membership).
     pub fn build(
         cfg: &Config,
         routing: &Routing,
@@ -133,22 +245,7 @@ impl Topology {
                 cport: 0,
             }]
         } else {
-            let mut nodes: Vec<NodeView> = cfg
-                .nodes
-                .iter()
-                .map(|n| NodeView {
-                    id: n.id,
-                    ip: if n.id == cfg.node_id {
-                        reachable(n.client.ip(), local)
-                    } else {
-                        n.client.ip()
-                    },
-                    port: n.client.port(),
-                    cport: n.raft.port(),
-                })
-                .collect();
-            nodes.sort_by_key(|n| n.id);
-            nodes
+            cluster_nodes(cfg, stats, local)
         };
         let groups = (0..routing.groups())
             .map(|g| {
@@ -161,7 +258,9 @@ impl Topology {
                     first,
                     last,
                     leader: load(|s| &s.leader_id),
-                    voters: cfg.group_voters(g),
+                    voters: s
+                        .and_then(|s| s.members.get())
+                        .map_or_else(|| cfg.group_voters(g), |m| m.voters.clone()),
                     term: load(|s| &s.term),
                     applied: load(|s| &s.applied),
                 }
@@ -697,6 +796,98 @@ mod tests {
         assert_eq!(g1.len(), 4);
         assert_eq!(g1[2], entry_at(&t, 3, 7103));
         assert_eq!(g1[3], entry_at(&t, 2, 7102));
+    }
+
+    #[test]
+    fn published_membership_replaces_the_config_nodes() {
+        let mut cfg = single_node_config("127.0.0.1:7102");
+        cfg.node_id = 2;
+        cfg.nodes = (1..=3)
+            .map(|i| NodeSpec {
+                id: i,
+                raft: format!("127.0.0.1:{}", 7200 + i).parse().unwrap(),
+                client: format!("127.0.0.1:{}", 7100 + i).parse().unwrap(),
+            })
+            .collect();
+        let routing = Routing::new(2, &[0, 0]);
+        let stats: Vec<GroupStats> = (0..2).map(|_| GroupStats::default()).collect();
+        let member = |i: u64| Member {
+            id: i,
+            raft: format!("127.0.0.1:{}", 7200 + i),
+            client: format!("127.0.0.1:{}", 7100 + i),
+        };
+        // At runtime node 4 was added and node 3 removed; group 1 is led by node 4.
+        let members: shards::Members = [1, 2, 4].into_iter().map(|i| (i, member(i))).collect();
+        for (g, s) in stats.iter().enumerate() {
+            s.members
+                .publish(GroupMembers::new(g as u32, vec![4, 2, 1], &members));
+        }
+        stats[1].leader_id.store(4, Ordering::Relaxed);
+        let t = Topology::build(&cfg, &routing, &stats, None);
+        assert_eq!(
+            t.nodes
+                .iter()
+                .map(|n| (n.id, n.port, n.cport))
+                .collect::<Vec<_>>(),
+            [(1, 7101, 7201), (2, 7102, 7202), (4, 7104, 7204)]
+        );
+        // Voters rotate by group like the config's placement.
+        assert_eq!(t.groups[0].voters, [1, 2, 4]);
+        assert_eq!(t.groups[1].voters, [2, 4, 1]);
+        let Reply::Array(slots) = t.slots() else {
+            panic!()
+        };
+        let Reply::Array(g1) = &slots[1] else {
+            panic!()
+        };
+        assert_eq!(g1[2], entry_at(&t, 4, 7104), "node 4 masters group 1");
+        let nodes = t.nodes();
+        assert!(nodes.contains(" 127.0.0.1:7104@7204 master "), "{nodes}");
+        assert!(!nodes.contains(":7103@"), "{nodes}");
+        // Publishing the same membership again keeps the published value.
+        let before = stats[0].members.get().unwrap();
+        stats[0]
+            .members
+            .publish(GroupMembers::new(0, vec![1, 2, 4], &members));
+        assert!(Arc::ptr_eq(&before, &stats[0].members.get().unwrap()));
+    }
+
+    #[test]
+    fn a_member_with_an_unusable_address_is_left_out() {
+        let mut cfg = single_node_config("127.0.0.1:7101");
+        cfg.nodes = vec![NodeSpec {
+            id: 1,
+            raft: "127.0.0.1:7201".parse().unwrap(),
+            client: "127.0.0.1:7101".parse().unwrap(),
+        }];
+        let routing = Routing::new(1, &[0]);
+        let stats = vec![GroupStats::default()];
+        let members: shards::Members = [
+            (
+                1,
+                Member {
+                    id: 1,
+                    raft: "127.0.0.1:7201".into(),
+                    client: "127.0.0.1:7101".into(),
+                },
+            ),
+            (
+                5,
+                Member {
+                    id: 5,
+                    raft: "nowhere".into(),
+                    client: "no port".into(),
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        stats[0]
+            .members
+            .publish(GroupMembers::new(0, vec![1, 5], &members));
+        let t = Topology::build(&cfg, &routing, &stats, None);
+        assert_eq!(t.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(t.master(&t.groups[0]).map(|n| n.id), Some(1));
     }
 
     fn entry_at(t: &Topology, id: u64, port: i64) -> Reply {

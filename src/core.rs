@@ -60,6 +60,8 @@ pub struct GroupStats {
     pub readindex_ns_total: AtomicU64,
     /// Times this node became or stopped being the group's leader.
     pub leader_changes: AtomicU64,
+    /// Voters and member addresses (runtime membership), for CLUSTER SLOTS/NODES and MOVED.
+    pub members: crate::clusterinfo::PublishedMembers,
 }
 
 pub struct Shared {

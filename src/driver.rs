@@ -14,6 +14,13 @@
 //!
 //! Proposals arriving during the fsync await go into raft-rs's unstable log (async-ready
 //! mode) and are picked up by the next iteration, so a busy core batches naturally.
+//!
+//! Snapshots never run their O(state) part here (see [`offload`] and `shards::group`'s
+//! snapshot module). Compaction: the groups' states are copied at their applied index (O(1)),
+//! encoded on a helper thread while this loop goes on, and when the encoding is back the WAL
+//! is compacted to it, and only then each group's in-memory log. A received snapshot: its
+//! file is written and its record synced as before, while a helper thread decodes it; the
+//! decoded state is swapped in by a later iteration (the group applies nothing meanwhile).
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -22,13 +29,20 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use std::cell::RefCell;
+
 use shards::lease::Invalidation;
-use shards::{Event, LogCommand, MembershipChange, Reply, WriteOp};
+use shards::{
+    BuiltSnapshot, DecodedSnapshot, Event, LogCommand, MembershipChange, Reply, SnapshotBuild,
+    SnapshotInstall, WriteOp,
+};
 
 use crate::clock::now_ms;
 use crate::core::Core;
 use crate::sync::deadline;
 use crate::wal::{GroupCheckpoint, Wal};
+
+mod offload;
 
 /// How often the leader looks for expired keys to delete through Raft.
 const EXPIRE_EVERY: Duration = Duration::from_millis(100);
@@ -52,6 +66,22 @@ pub struct Driver {
     last_forced_snapshot: Option<Instant>,
     /// Fault injection state applied to this core's transport.
     isolated: bool,
+    /// Snapshot work back from helper threads, handled by the next iteration. Bounded: at
+    /// most one build and one decode per group are in flight.
+    finished: Rc<RefCell<Vec<Finished>>>,
+    /// A snapshot build is in flight (at most one per core).
+    building: bool,
+    /// WAL bytes right after the last compaction: the log tails it could not drop. The next
+    /// compaction is due once `raft.snapshot_log_bytes` more were written, so a tail larger
+    /// than the threshold (a follower catching up, a big burst) never triggers a compaction
+    /// on every iteration.
+    compacted_bytes: u64,
+}
+
+/// Snapshot work done off the core.
+enum Finished {
+    Build(Result<Vec<BuiltSnapshot>, String>),
+    Install(Result<DecodedSnapshot, String>),
 }
 
 /// Why the driver stopped.
@@ -81,6 +111,9 @@ impl Driver {
             members_dirty: true,
             last_forced_snapshot: None,
             isolated: false,
+            finished: Rc::new(RefCell::new(Vec::new())),
+            building: false,
+            compacted_bytes: 0,
         }
     }
 
@@ -137,9 +170,14 @@ impl Driver {
                     .isolation_applied
                     .store(epoch, Ordering::Release);
             }
+            if let Err(msg) = self.finish_installs(&mut events) {
+                self.fail_all(&msg);
+                return Stop::Fatal(msg);
+            }
             if self.members_dirty {
                 self.members_dirty = false;
                 self.reconcile_peers();
+                self.publish_members();
             }
 
             for i in 0..self.groups.len() {
@@ -150,6 +188,9 @@ impl Driver {
                     .borrow_mut()
                     .take_ready(&mut events, crate::peer::boottime_ns());
                 let Some(mut work) = work else { continue };
+                if let Some(job) = work.install.take() {
+                    self.decode_off_core(job);
+                }
                 // Leader messages (appends, heartbeats) may leave before our own fsync.
                 self.send(gid, std::mem::take(&mut work.messages));
                 // Order matters for a torn write: snapshot, then entries, then the HardState
@@ -211,8 +252,16 @@ impl Driver {
             if wanted {
                 self.last_forced_snapshot = Some(Instant::now());
             }
-            if wanted || self.wal.log_bytes() > self.core.shared.config.raft.snapshot_log_bytes {
-                if let Err(e) = self.compact().await {
+            let built = self.take_built();
+            let grown = self.wal.log_bytes().saturating_sub(self.compacted_bytes);
+            let due = wanted || grown > self.core.shared.config.raft.snapshot_log_bytes;
+            let compact_now = match built {
+                Some(built) => Some(built),
+                None if due && !self.building => self.build_off_core(),
+                None => None,
+            };
+            if let Some(built) = compact_now {
+                if let Err(e) = self.compact(built).await {
                     let msg = format!("WAL compaction failed on core {}: {e}", self.core.index);
                     self.fail_all(&msg);
                     return Stop::Fatal(msg);
@@ -414,6 +463,25 @@ impl Driver {
         self.peers = want;
     }
 
+    /// Publishes every group's voters and member addresses for CLUSTER SLOTS/NODES and MOVED
+    /// on any core. A joining node's groups have no configuration yet: nothing to publish.
+    fn publish_members(&self) {
+        for &gid in &self.groups {
+            let g = self.core.groups[&gid].borrow();
+            let voters = g.voters();
+            if voters.is_empty() {
+                continue;
+            }
+            if let Some(s) = self.core.shared.group_stats.get(gid as usize) {
+                s.members.publish(crate::clusterinfo::GroupMembers::new(
+                    gid,
+                    voters,
+                    g.members(),
+                ));
+            }
+        }
+    }
+
     /// Hands one group's leadership to its preferred node when that node is up and fully
     /// caught up. Preferred leader of group g: the (g mod n)-th of its voters by id, which
     /// spreads leaders evenly. One transfer per call bounds the churn.
@@ -449,10 +517,121 @@ impl Driver {
         }
     }
 
-    async fn compact(&mut self) -> Result<(), crate::wal::WalError> {
+    /// Starts encoding a point-in-time copy of every group that applied something since its
+    /// last snapshot. Returns `Some(nothing built)` when no group did, so the WAL is compacted
+    /// at once to the snapshots it already has (as before a build existed).
+    fn build_off_core(&mut self) -> Option<Vec<BuiltSnapshot>> {
+        let builds: Vec<SnapshotBuild> = self
+            .groups
+            .iter()
+            .filter_map(|g| self.core.groups[g].borrow().begin_snapshot())
+            .collect();
+        if builds.is_empty() {
+            if self
+                .groups
+                .iter()
+                .any(|g| self.core.groups[g].borrow().is_installing())
+            {
+                // Its state is about to change: build once it is in (the log it received
+                // meanwhile cannot be dropped before).
+                return None;
+            }
+            return Some(Vec::new());
+        }
+        self.building = true;
+        let (finished, core) = (self.finished.clone(), self.core.clone());
+        glommio::spawn_local(async move {
+            let built = offload::run("snapshot-build", move || {
+                builds.into_iter().map(SnapshotBuild::encode).collect()
+            })
+            .await;
+            finished.borrow_mut().push(Finished::Build(built));
+            core.driver_wake.notify();
+        })
+        .detach();
+        None
+    }
+
+    /// A finished build, if one came back (a failed one is logged and retried when due).
+    fn take_built(&mut self) -> Option<Vec<BuiltSnapshot>> {
+        let mut finished = self.finished.borrow_mut();
+        let i = finished
+            .iter()
+            .position(|f| matches!(f, Finished::Build(_)))?;
+        let Finished::Build(result) = finished.swap_remove(i) else {
+            return None;
+        };
+        self.building = false;
+        match result {
+            Ok(built) => Some(built),
+            Err(e) => {
+                tracing::error!(core = self.core.index, error = %e, "snapshot build failed");
+                None
+            }
+        }
+    }
+
+    /// Decodes a received snapshot on a helper thread; `finish_installs` swaps it in.
+    fn decode_off_core(&self, job: SnapshotInstall) {
+        let (finished, core) = (self.finished.clone(), self.core.clone());
+        glommio::spawn_local(async move {
+            let decoded = offload::run("snapshot-decode", move || job.decode()).await;
+            finished.borrow_mut().push(Finished::Install(decoded));
+            core.driver_wake.notify();
+        })
+        .detach();
+    }
+
+    /// Swaps decoded snapshots in (O(1) each, plus the entries committed meanwhile); the
+    /// replaced states are freed off the core. An undecodable snapshot stops the core.
+    fn finish_installs(&mut self, events: &mut Vec<Event>) -> Result<(), String> {
+        let decoded: Vec<Result<DecodedSnapshot, String>> = {
+            let mut finished = self.finished.borrow_mut();
+            let (installs, rest): (Vec<Finished>, Vec<Finished>) = finished
+                .drain(..)
+                .partition(|f| matches!(f, Finished::Install(_)));
+            *finished = rest;
+            installs
+                .into_iter()
+                .filter_map(|f| match f {
+                    Finished::Install(d) => Some(d),
+                    Finished::Build(_) => None,
+                })
+                .collect()
+        };
+        for d in decoded {
+            let d = d.map_err(|e| format!("snapshot install on core {}: {e}", self.core.index))?;
+            let gid = d.group();
+            let Some(cell) = self.core.groups.get(&gid) else {
+                continue;
+            };
+            let old = cell
+                .borrow_mut()
+                .finish_install(d, events, crate::peer::boottime_ns())?;
+            if let Some(old) = old {
+                tracing::info!(
+                    core = self.core.index,
+                    group = gid,
+                    "installed a received snapshot"
+                );
+                offload::drop_later(old);
+            }
+            self.publish_stats(gid);
+            self.dispatch(gid, events);
+        }
+        Ok(())
+    }
+
+    /// Compacts the WAL to `built` (plus the stored snapshots of the other groups), then,
+    /// once that is durable, each group's in-memory log.
+    async fn compact(&mut self, built: Vec<BuiltSnapshot>) -> Result<(), crate::wal::WalError> {
+        let mut built: HashMap<u32, BuiltSnapshot> =
+            built.into_iter().map(|b| (b.group(), b)).collect();
         let mut checkpoints = Vec::with_capacity(self.groups.len());
         for &gid in &self.groups {
-            let cp = self.core.groups[&gid].borrow_mut().checkpoint();
+            let cp = self.core.groups[&gid]
+                .borrow()
+                .wal_checkpoint(built.get(&gid));
             checkpoints.push(GroupCheckpoint {
                 group: gid,
                 snapshot: cp.snapshot,
@@ -461,7 +640,14 @@ impl Driver {
             });
         }
         let started = Instant::now();
+        // Only this task appends to the groups' logs, so they do not change during the await.
         self.wal.compact(checkpoints).await?;
+        self.compacted_bytes = self.wal.log_bytes();
+        for &gid in &self.groups {
+            if let Some(b) = built.remove(&gid) {
+                self.core.groups[&gid].borrow_mut().compact_log(b);
+            }
+        }
         self.core
             .stats()
             .compactions

@@ -96,12 +96,9 @@ fn not_leader_path(
     let cfg = &core.shared.config;
     if cfg.redirect == Redirect::Moved && leader != cfg.node_id {
         // Redis Cluster redirect: the client retries at the leader itself.
-        if let (Some(node), Some(key)) = (cfg.node(leader), request_key(&request)) {
-            return Issued::Done(Reply::err(format!(
-                "MOVED {} {}",
-                key_slot(key),
-                node.client
-            )));
+        let addr = crate::clusterinfo::client_address(&core.shared, group, leader);
+        if let (Some(addr), Some(key)) = (addr, request_key(&request)) {
+            return Issued::Done(Reply::err(format!("MOVED {} {addr}", key_slot(key))));
         }
     }
     if may_forward && leader != cfg.node_id && core.cluster.is_some() {

@@ -968,6 +968,129 @@ fn adding_a_fourth_node_and_removing_one_under_load_loses_no_acked_write() {
     c.terminate(1);
 }
 
+/// CLUSTER SLOTS through node `via`: per range (first, last, client ports: master first).
+fn slots_view(c: &TestCluster, via: u64) -> Vec<(i64, i64, Vec<i64>)> {
+    let int = |v: &redis::Value| match v {
+        redis::Value::Int(i) => *i,
+        other => panic!("CLUSTER SLOTS: expected an integer, got {other:?}"),
+    };
+    let v: redis::Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query(&mut c.client(via))
+        .expect("CLUSTER SLOTS");
+    let redis::Value::Array(ranges) = v else {
+        panic!("CLUSTER SLOTS: {v:?}")
+    };
+    ranges
+        .iter()
+        .map(|r| {
+            let redis::Value::Array(items) = r else {
+                panic!("CLUSTER SLOTS range: {r:?}")
+            };
+            let ports = items[2..]
+                .iter()
+                .map(|n| match n {
+                    redis::Value::Array(fields) => int(&fields[1]),
+                    other => panic!("CLUSTER SLOTS node: {other:?}"),
+                })
+                .collect();
+            (int(&items[0]), int(&items[1]), ports)
+        })
+        .collect()
+}
+
+fn cluster_nodes_text(c: &TestCluster, via: u64) -> String {
+    redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut c.client(via))
+        .expect("CLUSTER NODES")
+}
+
+#[test]
+fn cluster_slots_and_nodes_follow_members_added_and_removed_at_runtime() {
+    let opts = ClusterOptions {
+        extra_toml: "redirect = \"moved\"\n".into(),
+        ..ClusterOptions::default()
+    };
+    let mut c = TestCluster::configure(4, opts);
+    for id in [1, 2, 3] {
+        c.write_config(id, &[1, 2, 3], false);
+    }
+    c.write_config(4, &[1, 2, 3, 4], true);
+    for id in [1, 2, 3] {
+        c.start_node(id);
+    }
+    c.wait_for_leaders();
+    let node4 = format!("127.0.0.1:{}@{}", c.client_port(4), c.raft_port(4));
+    assert!(
+        !cluster_nodes_text(&c, 1).contains(&node4),
+        "node 4 is not a member yet"
+    );
+
+    c.start_node(4);
+    let raft4 = format!("127.0.0.1:{}", c.raft_port(4));
+    let client4 = format!("127.0.0.1:{}", c.client_port(4));
+    let out = admin(&c, 1, &["ADDNODE", "4", &raft4, &client4]);
+    assert!(out.starts_with("OK node 4 added"), "{out}");
+    for via in [1, 4] {
+        wait_for_voters(&c, via, &[1, 2, 3, 4], Duration::from_secs(30));
+    }
+    // Every node, the newcomer included, lists node 4 with its client address, and as a
+    // voter of every group.
+    let port4 = i64::from(c.client_port(4));
+    for via in [1, 2, 4] {
+        let nodes = cluster_nodes_text(&c, via);
+        assert!(nodes.contains(&node4), "node {via}: {nodes}");
+        assert_eq!(nodes.lines().count(), 4, "node {via}: {nodes}");
+        wait_until(Duration::from_secs(10), "node 4 in every range", || {
+            slots_view(&c, via)
+                .iter()
+                .all(|(_, _, ports)| ports.contains(&port4))
+                .then_some(())
+        });
+    }
+    // Leaders are balanced onto node 4 too: a plain client is sent there by MOVED, with
+    // the address CLUSTER SLOTS gives.
+    let (first, last) = wait_until(Duration::from_secs(30), "node 4 leads a group", || {
+        slots_view(&c, 1)
+            .into_iter()
+            .find(|(_, _, ports)| ports[0] == port4)
+            .map(|(a, z, _)| (a, z))
+    });
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| (first..=last).contains(&(common::key_slot(k.as_bytes()) as i64)))
+        .expect("a key in node 4's range");
+    let moved = redis::cmd("GET")
+        .arg(&key)
+        .query::<Option<String>>(&mut c.client(1))
+        .expect_err("GET through node 1 of a key node 4 leads");
+    assert_eq!(moved.code(), Some("MOVED"), "{moved}");
+    assert!(moved.to_string().contains(&client4), "{moved}");
+
+    // Remove node 3: it disappears from what every remaining node reports.
+    let out = admin(&c, 1, &["REMOVENODE", "3"]);
+    assert!(out.starts_with("OK node 3 removed"), "{out}");
+    for via in [1, 2, 4] {
+        wait_for_voters(&c, via, &[1, 2, 4], Duration::from_secs(30));
+    }
+    let node3 = format!("127.0.0.1:{}@", c.client_port(3));
+    let port3 = i64::from(c.client_port(3));
+    for via in [1, 2, 4] {
+        let nodes = cluster_nodes_text(&c, via);
+        assert!(!nodes.contains(&node3), "node {via}: {nodes}");
+        assert_eq!(nodes.lines().count(), 3, "node {via}: {nodes}");
+        assert!(
+            slots_view(&c, via)
+                .iter()
+                .all(|(_, _, ports)| !ports.contains(&port3) && ports.len() == 3),
+            "node {via}: {:?}",
+            slots_view(&c, via)
+        );
+    }
+    c.terminate(3);
+}
+
 /// A lease-mode cluster with fault injection and short request deadlines.
 fn lease_opts(raft_extra: &str) -> ClusterOptions {
     ClusterOptions {

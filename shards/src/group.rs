@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use raft::eraftpb::{
-    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
-    HardState, Message, MessageType, Snapshot,
+    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, HardState,
+    Message, MessageType, Snapshot,
 };
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use raft_proto::ConfChangeI;
@@ -27,10 +27,14 @@ use raft_proto::ConfChangeI;
 use crate::kv::KvState;
 use crate::lease::{Invalidation, LeaseConfig, LeaseStats, LeaseTracker};
 use crate::logger;
-use crate::members::{self, Member, Members};
+use crate::members::{Member, Members};
+
+mod snapshot;
 use crate::ops::{LogCommand, ReadOp};
 use crate::reply::Reply;
 use crate::storage::LogStorage;
+use snapshot::{decode_group_snapshot, Installing};
+pub use snapshot::{BuiltSnapshot, DecodedSnapshot, SnapshotBuild, SnapshotInstall};
 
 /// Static parameters of a group on this node.
 #[derive(Debug, Clone)]
@@ -116,8 +120,11 @@ pub struct ReadyWork {
     pub messages: Vec<Message>,
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
-    /// A snapshot received from the leader and installed: persist it.
+    /// A snapshot received from the leader: persist it. Raft's storage holds it already.
     pub snapshot: Option<Snapshot>,
+    /// With `snapshot`: decode it (off the core) and hand the result to
+    /// [`ShardGroup::finish_install`]; until then the group applies nothing.
+    pub install: Option<SnapshotInstall>,
 }
 
 /// Proposal context stored in the entry: identifies the proposer and its waiter.
@@ -162,9 +169,14 @@ pub struct ShardGroup {
     unconfirmed_reads: usize,
     /// Readies handed back to raft but not yet durable: (number, messages to send after).
     unpersisted: VecDeque<(u64, Vec<Message>)>,
-    /// A received snapshot was installed: raft-rs may count it applied only once it is
+    /// A received snapshot was taken: raft-rs may count it applied only once it is
     /// durable, so `advance_apply` waits for `on_persisted`.
     apply_after_persist: bool,
+    /// A received snapshot being decoded off the core (see `snapshot`): the state is stale,
+    /// nothing is applied and no read is served until `finish_install`.
+    installing: Option<Installing>,
+    /// Sequence number of the last install handed out.
+    next_install: u64,
     was_leader: bool,
     leader_ready_sent: bool,
 }
@@ -231,6 +243,8 @@ impl ShardGroup {
             unconfirmed_reads: 0,
             unpersisted: VecDeque::new(),
             apply_after_persist: false,
+            installing: None,
+            next_install: 0,
             was_leader: false,
             leader_ready_sent: false,
         })
@@ -386,7 +400,9 @@ impl ShardGroup {
         if self.is_transferring() {
             return ReadGate::Transferring;
         }
-        if self.applied_term != self.term() {
+        // A half-installed state is never read: wait (with the caller's deadline) for the
+        // swap and an applied entry of this term, which emits LeaderReady.
+        if self.installing.is_some() || self.applied_term != self.term() {
             return ReadGate::NotReady;
         }
         let cs = self.raw.store().conf_state();
@@ -402,6 +418,7 @@ impl ShardGroup {
     /// Reads the applied state. Callers must have passed the read gate (or a ReadIndex for
     /// this read) with no await in between.
     pub fn read_local(&self, op: &ReadOp, now_ms: u64) -> Reply {
+        debug_assert!(self.installing.is_none(), "read during a snapshot install");
         self.kv.read(op, now_ms)
     }
 
@@ -483,8 +500,9 @@ impl ShardGroup {
         };
 
         if !rd.snapshot().is_empty() {
+            // raft-rs hands out no committed entries beyond a snapshot in the same Ready.
             let snap = rd.snapshot().clone();
-            self.install_snapshot(&snap, events);
+            work.install = Some(self.begin_install(&snap, events));
             work.snapshot = Some(snap);
         }
 
@@ -497,7 +515,13 @@ impl ShardGroup {
         }
 
         let committed = rd.take_committed_entries();
-        self.apply_entries(committed, events);
+        if self.installing.is_some() {
+            if let Some(last) = committed.last() {
+                self.defer_committed(last.index);
+            }
+        } else {
+            self.apply_entries(committed, events);
+        }
 
         if !rd.entries().is_empty() {
             // Invariant: storage reflects the Ready before raft-rs sees it advanced.
@@ -514,11 +538,10 @@ impl ShardGroup {
         let persisted_msgs = rd.take_persisted_messages();
         self.unpersisted.push_back((work.number, persisted_msgs));
         self.raw.advance_append_async(rd);
-        if work.snapshot.is_some() || self.apply_after_persist {
+        if work.snapshot.is_some() {
             self.apply_after_persist = true;
-        } else {
-            self.raw.advance_apply_to(self.applied_index);
         }
+        self.advance_raft_applied();
 
         self.after_state_change(events);
         Some(work)
@@ -530,7 +553,7 @@ impl ShardGroup {
         self.raw.on_persist_ready(number);
         if self.apply_after_persist && self.unpersisted.iter().all(|(n, _)| *n <= number) {
             self.apply_after_persist = false;
-            self.raw.advance_apply_to(self.applied_index);
+            self.advance_raft_applied();
         }
         let mut out = Vec::new();
         while let Some((n, _)) = self.unpersisted.front() {
@@ -544,30 +567,21 @@ impl ShardGroup {
         out
     }
 
-    fn install_snapshot(&mut self, snap: &Snapshot, events: &mut Vec<Event>) {
-        let meta = snap.get_metadata();
-        match decode_group_snapshot(snap.get_data()) {
-            Ok((members, kv)) => {
-                self.kv = kv;
-                self.members = members;
-                events.push(Event::MembersChanged);
-            }
-            Err(e) => panic!(
-                "group {}: leader sent an undecodable snapshot: {e}",
-                self.spec.group
-            ),
+    /// Tells raft-rs how far the log is applied: never before a received snapshot is durable
+    /// (`apply_after_persist`), never backwards. A durable snapshot counts as applied for
+    /// raft-rs even while its state is still being decoded: its storage no longer holds the
+    /// entries below it, and raft-rs reads from its applied index on (e.g. when campaigning).
+    fn advance_raft_applied(&mut self) {
+        if self.apply_after_persist {
+            return;
         }
-        self.raw.mut_store().apply_snapshot(snap.clone());
-        self.applied_index = meta.index;
-        self.applied_term = meta.term;
-        // Our proposals at or below the snapshot can no longer be matched to replies.
-        let lost: Vec<u64> = self
-            .proposed
-            .range(..=meta.index)
-            .map(|(_, p)| *p)
-            .collect();
-        self.proposed.retain(|i, _| *i > meta.index);
-        events.extend(lost.into_iter().map(|proposal| Event::Lost { proposal }));
+        let to = self
+            .installing
+            .as_ref()
+            .map_or(self.applied_index, |i| i.index.max(self.applied_index));
+        if to > self.raw.raft.raft_log.applied {
+            self.raw.advance_apply_to(to);
+        }
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>, events: &mut Vec<Event>) {
@@ -621,6 +635,14 @@ impl ShardGroup {
                     events.push(Event::Lost { proposal: p });
                 }
             }
+        }
+        self.release_reads(events);
+    }
+
+    /// Confirmed ReadIndex requests whose index is applied may read now.
+    fn release_reads(&mut self, events: &mut Vec<Event>) {
+        if self.installing.is_some() {
+            return;
         }
         while let Some(&(index, read)) = self.confirmed_reads.front() {
             if index > self.applied_index {
@@ -801,22 +823,6 @@ impl ShardGroup {
         }
     }
 
-    /// A state-machine snapshot at the applied index, and the log compacted up to it.
-    /// Call only between Readies (nothing unpersisted), e.g. right after a WAL sync.
-    pub fn checkpoint(&mut self) -> Checkpoint {
-        let index = self.applied_index;
-        let term = raft::Storage::term(self.raw.store(), index).unwrap_or(self.applied_term);
-        let conf_state: ConfState = self.raw.store().conf_state().clone();
-        let data = Bytes::from(members::wrap_snapshot(&self.members, &self.kv.snapshot()));
-        self.raw.mut_store().compact(index, term, conf_state, data);
-        let store = self.raw.store();
-        Checkpoint {
-            snapshot: store.current_snapshot(),
-            hard_state: store.hard_state().clone(),
-            tail: store.entries_from(index + 1).to_vec(),
-        }
-    }
-
     /// The snapshot the log currently starts after (the virtual bootstrap snapshot for a
     /// new group). The runtime persists it once for a new group so the initial
     /// configuration is durable and the WAL sees a log that starts where Raft's does.
@@ -836,24 +842,10 @@ impl ShardGroup {
 
     /// Keys whose expiry has passed at `now_ms` (the leader proposes their deletion).
     pub fn expired_keys(&self, now_ms: u64, limit: usize) -> Vec<Bytes> {
+        if self.installing.is_some() {
+            return Vec::new();
+        }
         self.kv.expired_keys(now_ms, limit)
-    }
-}
-
-/// Splits a group snapshot into members and KV state. Snapshots written before members
-/// were recorded hold only KV state.
-fn decode_group_snapshot(data: &[u8]) -> Result<(Members, KvState), String> {
-    if data.is_empty() {
-        // The virtual bootstrap snapshot: nothing stored yet.
-        Ok((Members::new(), KvState::new()))
-    } else if data.starts_with(b"LKGS") {
-        let (members, kv) = members::unwrap_snapshot(data).map_err(|e| e.to_string())?;
-        Ok((members, KvState::restore(kv).map_err(|e| e.to_string())?))
-    } else {
-        Ok((
-            Members::new(),
-            KvState::restore(data).map_err(|e| e.to_string())?,
-        ))
     }
 }
 

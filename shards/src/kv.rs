@@ -16,6 +16,12 @@
 //! Invariant (kept by [`KvState::store`], [`KvState::set_expire`], [`KvState::remove`] and
 //! [`KvState::flush`], the only functions that mutate the three): `order` holds exactly the keys
 //! of `map`, and `expires` holds `(t, k)` exactly when `map[k].expire_at == Some(t)`.
+//!
+//! The three are persistent structures (`imbl`: a hash array mapped trie and two B-trees whose
+//! nodes are shared through `Arc`s): `clone()` is O(1) and gives an independent point-in-time
+//! copy; a later write copies only the O(log n) nodes on its path that the copy still shares.
+//! That is how a snapshot is taken without stalling the core: copy at the applied index, then
+//! serialise the copy elsewhere ([`KvState::snapshot`] on another thread). `KvState` is `Send`.
 
 mod apply;
 mod float;
@@ -25,10 +31,10 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 
 use bytes::Bytes;
+use imbl::{HashMap, OrdSet};
 
 use crate::ops::{LogCommand, ReadOp};
 use crate::reply::Reply;
@@ -86,11 +92,12 @@ impl Entry {
 }
 
 /// One shard group's keyspace. Two states that applied the same log compare equal.
+/// `clone()` is O(1) (see the module doc).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KvState {
     map: HashMap<Bytes, Entry>,
-    order: BTreeSet<(u64, Bytes)>,
-    expires: BTreeSet<(u64, Bytes)>,
+    order: OrdSet<(u64, Bytes)>,
+    expires: OrdSet<(u64, Bytes)>,
     /// The largest `now_ms` applied so far; apply time never goes backwards.
     last_now_ms: u64,
 }
@@ -128,6 +135,12 @@ fn up_to(now: u64) -> IndexRange {
         None => (Bound::Unbounded, Bound::Unbounded),
     }
 }
+
+/// A snapshot copy moves to another thread to be serialised.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<KvState>()
+};
 
 impl KvState {
     pub fn new() -> Self {
@@ -239,7 +252,7 @@ impl KvState {
 
     /// Removes `key` from all structures. O(log n).
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let (k, e) = self.map.remove_entry(key)?;
+        let (k, e) = self.map.remove_with_key(key)?;
         self.order.remove(&(scan_position(&k), k.clone()));
         if let Some(t) = e.expire_at {
             self.expires.remove(&(t, k));

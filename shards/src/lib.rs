@@ -19,7 +19,8 @@ mod test_strategies;
 pub mod wire;
 
 pub use group::{
-    Checkpoint, Event, GroupSpec, MembershipChange, ReadGate, ReadyWork, Recovered, ShardGroup,
+    BuiltSnapshot, Checkpoint, DecodedSnapshot, Event, GroupSpec, MembershipChange, ReadGate,
+    ReadyWork, Recovered, ShardGroup, SnapshotBuild, SnapshotInstall,
 };
 pub use kv::KvState;
 pub use members::{Member, Members};

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use raft::eraftpb::{Entry, HardState, Message, MessageType, Snapshot};
 use shards::{
     Event, GroupSpec, LogCommand, Member, MembershipChange, ReadGate, ReadOp, Recovered, Reply,
-    SetCond, ShardGroup, WriteOp,
+    SetCond, ShardGroup, SnapshotInstall, WriteOp,
 };
 
 /// 10 ms ticks; election timeout 10 ticks (see `spec`).
@@ -33,6 +33,8 @@ struct Node {
     group: ShardGroup,
     disk: Disk,
     events: Vec<Event>,
+    /// Received snapshots waiting to be decoded (the runtime decodes them off the core).
+    installs: Vec<SnapshotInstall>,
 }
 
 struct Sim {
@@ -46,6 +48,8 @@ struct Sim {
     heard: BTreeMap<(u64, u64), u64>,
     /// Nodes cut off from everyone (messages to and from them are dropped).
     isolated: HashSet<u64>,
+    /// Nodes whose snapshot installs are held (decoding "takes long") until released.
+    hold_installs: HashSet<u64>,
 }
 
 fn spec(id: u64, voters: &[u64], members: &[u64]) -> GroupSpec {
@@ -80,6 +84,7 @@ impl Sim {
                     group: g,
                     disk: Disk::default(),
                     events: Vec::new(),
+                    installs: Vec::new(),
                 },
             );
         }
@@ -89,6 +94,7 @@ impl Sim {
             now: 1_000_000_000,
             heard: BTreeMap::new(),
             isolated: HashSet::new(),
+            hold_installs: HashSet::new(),
         }
     }
 
@@ -101,6 +107,7 @@ impl Sim {
                 group: g,
                 disk: Disk::default(),
                 events: Vec::new(),
+                installs: Vec::new(),
             },
         );
     }
@@ -122,12 +129,16 @@ impl Sim {
                 if let Some(hs) = &work.hard_state {
                     node.disk.hs = Some(hs.clone());
                 }
+                node.installs.extend(work.install);
                 let mut out = work.messages;
                 out.extend(node.group.on_persisted(work.number));
                 for m in out {
                     let echo = self.heard.get(&(id, m.to)).copied().unwrap_or(0);
                     self.net.push_back((m, now, echo));
                 }
+            }
+            if !self.hold_installs.contains(&id) {
+                Self::finish_installs(node, now);
             }
         }
         let msgs: Vec<(Message, u64, u64)> = self.net.drain(..).collect();
@@ -145,6 +156,16 @@ impl Sim {
             if let Some(n) = self.nodes.get_mut(&m.to) {
                 let _ = n.group.step(m, echo, Some(now));
             }
+        }
+    }
+
+    /// Decodes and swaps in the node's pending snapshots, as the runtime does once its
+    /// helper thread is done.
+    fn finish_installs(node: &mut Node, now: u64) {
+        for job in node.installs.drain(..) {
+            node.group
+                .finish_install(job.decode(), &mut node.events, Some(now))
+                .expect("snapshot decodes");
         }
     }
 
@@ -489,4 +510,155 @@ fn a_transfer_ends_the_lease_at_once() {
     g.transfer_leader(to, Some(now));
     assert!(!g.lease_valid(Some(now)));
     assert_eq!(g.read_gate(Some(now)), ReadGate::Transferring);
+}
+
+/// Node `f` is cut off while the others write and compact, then comes back and is sent a
+/// snapshot whose decoding is held. Returns once `f` has a pending install.
+fn lagging_node_with_a_held_install(sim: &mut Sim, f: u64) {
+    sim.isolated.insert(f);
+    for i in 0..20 {
+        sim.write(&format!("k{i}"), &i.to_string());
+    }
+    for (id, node) in sim.nodes.iter_mut() {
+        if *id != f {
+            let cp = node.group.checkpoint();
+            node.disk.snapshot = Some(cp.snapshot);
+            node.disk.entries.clear();
+        }
+    }
+    sim.write("k0", "overwritten after the snapshot");
+    sim.hold_installs.insert(f);
+    sim.isolated.clear();
+    for _ in 0..100 {
+        sim.tick(1);
+        if !sim.nodes[&f].installs.is_empty() {
+            return;
+        }
+    }
+    panic!("node {f} was never sent a snapshot");
+}
+
+#[test]
+fn a_follower_applies_nothing_while_its_snapshot_decodes_but_keeps_acknowledging() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let l = sim.elect();
+    let f = [1, 2, 3].into_iter().find(|&n| n != l).unwrap();
+    let stale_len = sim.nodes[&f].group.kv().len();
+    lagging_node_with_a_held_install(&mut sim, f);
+    let applied_before = sim.nodes[&f].group.applied_index();
+    assert!(sim.nodes[&f].group.is_installing());
+
+    // Writes commit meanwhile; f persists and acknowledges them but applies nothing.
+    for i in 20..30 {
+        sim.write(&format!("k{i}"), &i.to_string());
+    }
+    sim.tick(5);
+    let leader = &sim.nodes[&l].group;
+    let (matched, _) = leader.progress_of(f).unwrap();
+    assert_eq!(matched, leader.last_index(), "f acknowledged every entry");
+    let g = &sim.nodes[&f].group;
+    assert!(g.is_installing());
+    assert_eq!(g.applied_index(), applied_before, "nothing applied");
+    assert_eq!(g.kv().len(), stale_len, "the old state is untouched");
+
+    // The swap applies the snapshot and then the entries committed during the install.
+    sim.hold_installs.clear();
+    sim.step();
+    let (g, leader) = (&sim.nodes[&f].group, &sim.nodes[&l].group);
+    assert!(!g.is_installing());
+    assert_eq!(g.applied_index(), leader.applied_index());
+    assert_eq!(g.kv(), leader.kv());
+    assert_eq!(
+        sim.get(f, "k0"),
+        Reply::Bulk(Bytes::from("overwritten after the snapshot"))
+    );
+    assert_eq!(sim.get(f, "k29"), Reply::Bulk(Bytes::from("29")));
+    assert!(sim.nodes[&f].events.contains(&Event::MembersChanged));
+}
+
+#[test]
+fn a_node_that_becomes_leader_mid_install_serves_no_read_until_the_swap() {
+    let mut sim = Sim::with_lease(&[1, 2, 3], LEASE_NS);
+    let l = sim.elect();
+    let f = [1, 2, 3].into_iter().find(|&n| n != l).unwrap();
+    lagging_node_with_a_held_install(&mut sim, f);
+    sim.tick(3);
+
+    // f is fully replicated (it persisted everything), so it can take leadership over.
+    let now = sim.now;
+    sim.nodes
+        .get_mut(&l)
+        .unwrap()
+        .group
+        .transfer_leader(f, Some(now));
+    for _ in 0..50 {
+        sim.tick(1);
+        if sim.leader() == Some(f) {
+            break;
+        }
+    }
+    assert_eq!(sim.leader(), Some(f), "transfer to the installing node");
+    sim.tick(5);
+    let g = &sim.nodes[&f].group;
+    assert!(g.is_installing());
+    assert_eq!(
+        g.read_gate(Some(sim.now)),
+        ReadGate::NotReady,
+        "no read from a half-installed state, lease or not"
+    );
+    assert!(!sim.nodes[&f].events.contains(&Event::LeaderReady));
+    // A write is committed but not applied (no reply) until the swap.
+    let cmd = LogCommand {
+        now_ms: 1,
+        op: WriteOp::Set {
+            key: Bytes::from("during"),
+            value: Bytes::from("install"),
+            cond: SetCond::Always,
+            expire: None,
+            get: false,
+        },
+    };
+    let p = sim.nodes.get_mut(&f).unwrap().group.propose(&cmd).unwrap();
+    sim.settle();
+    let applied = |sim: &Sim| {
+        sim.nodes[&f]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Applied { proposal, .. } if *proposal == p))
+    };
+    assert!(!applied(&sim));
+
+    sim.hold_installs.clear();
+    sim.tick(3);
+    assert!(applied(&sim), "the write is applied right after the swap");
+    assert!(sim.nodes[&f].events.contains(&Event::LeaderReady));
+    assert_ne!(
+        sim.nodes[&f].group.read_gate(Some(sim.now)),
+        ReadGate::NotReady
+    );
+    assert_eq!(sim.get(f, "during"), Reply::Bulk(Bytes::from("install")));
+    assert_eq!(sim.get(f, "k19"), Reply::Bulk(Bytes::from("19")));
+}
+
+#[test]
+fn a_newer_snapshot_supersedes_one_still_decoding() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let l = sim.elect();
+    let f = [1, 2, 3].into_iter().find(|&n| n != l).unwrap();
+    lagging_node_with_a_held_install(&mut sim, f);
+    let first = sim.nodes.get_mut(&f).unwrap().installs.remove(0);
+    // Cut off again while the others move on and compact past the first snapshot.
+    sim.isolated.insert(f);
+    lagging_node_with_a_held_install(&mut sim, f);
+    let decoded_first = first.decode();
+    let node = sim.nodes.get_mut(&f).unwrap();
+    let stale = node
+        .group
+        .finish_install(decoded_first, &mut node.events, Some(0))
+        .unwrap();
+    assert!(stale.is_none(), "a superseded install is ignored");
+    assert!(node.group.is_installing());
+    sim.hold_installs.clear();
+    sim.tick(5);
+    assert_eq!(sim.nodes[&f].group.kv(), sim.nodes[&l].group.kv());
 }

@@ -4,7 +4,8 @@
 use bytes::Bytes;
 use raft::eraftpb::{Entry, HardState};
 use shards::{
-    Event, GroupSpec, LogCommand, ReadGate, ReadOp, Recovered, Reply, SetCond, ShardGroup, WriteOp,
+    Event, GroupSpec, KvState, LogCommand, ReadGate, ReadOp, Recovered, Reply, SetCond, ShardGroup,
+    WriteOp,
 };
 
 fn spec() -> GroupSpec {
@@ -166,4 +167,80 @@ fn read_index_on_single_voter_completes_after_apply() {
     let r = g.read_index().unwrap();
     let events = drive(&mut g, &mut disk);
     assert!(events.contains(&Event::ReadReady { read: r }), "{events:?}");
+}
+
+fn del(key: &str) -> LogCommand {
+    LogCommand {
+        now_ms: 2_000,
+        op: WriteOp::Del {
+            keys: vec![Bytes::from(key.to_string())],
+        },
+    }
+}
+
+#[test]
+fn a_snapshot_copy_encodes_the_state_at_its_index_while_later_writes_apply() {
+    let mut g = ShardGroup::new(spec(), Recovered::default()).unwrap();
+    let mut disk = Disk::default();
+    g.campaign().unwrap();
+    drive(&mut g, &mut disk);
+    for i in 0..50 {
+        g.propose(&set(&format!("k{i}"), &i.to_string())).unwrap();
+    }
+    drive(&mut g, &mut disk);
+    let base = g.base_snapshot().get_metadata().index;
+
+    let build = g
+        .begin_snapshot()
+        .expect("entries were applied since the base snapshot");
+    let i = build.index();
+    assert_eq!(i, g.applied_index());
+    // The state at i, serialised synchronously for comparison.
+    let at_i = g.kv().snapshot();
+    // Later writes overwrite, delete and add keys while the copy waits to be encoded.
+    for i in 0..50 {
+        g.propose(&set(&format!("k{i}"), "changed")).unwrap();
+    }
+    g.propose(&del("k7")).unwrap();
+    g.propose(&set("new", "key")).unwrap();
+    drive(&mut g, &mut disk);
+    assert!(g.applied_index() > i);
+    assert_ne!(g.kv().snapshot(), at_i);
+
+    let built = build.encode();
+    assert_eq!((built.index(), built.group()), (i, 0));
+    let (_, kv) = shards::members::unwrap_snapshot(built.snapshot().get_data()).unwrap();
+    assert_eq!(kv, &at_i[..], "exactly the state at index {i}");
+    assert_eq!(KvState::restore(kv).unwrap().snapshot(), at_i);
+
+    // The WAL gets the new snapshot and the log after it; Raft keeps serving the old
+    // snapshot until the runtime says the new one is durable.
+    let cp = g.wal_checkpoint(Some(&built));
+    assert_eq!(cp.snapshot.get_metadata().index, i);
+    assert_eq!(cp.tail.first().map(|e| e.index), Some(i + 1));
+    assert_eq!(cp.tail.last().map(|e| e.index), Some(g.last_index()));
+    assert_eq!(g.base_snapshot().get_metadata().index, base);
+    g.compact_log(built);
+    assert_eq!(g.base_snapshot().get_metadata().index, i);
+    // Nothing new applied since: no second copy.
+    let idle = ShardGroup::new(spec(), Recovered::default()).unwrap();
+    assert!(idle.begin_snapshot().is_none());
+
+    // Restarting from that checkpoint gives the current state.
+    let rec = Recovered {
+        snapshot: Some(cp.snapshot),
+        hard_state: Some(cp.hard_state),
+        entries: cp.tail,
+    };
+    let mut g2 = ShardGroup::new(
+        GroupSpec {
+            incarnation: 8,
+            ..spec()
+        },
+        rec,
+    )
+    .unwrap();
+    g2.campaign().unwrap();
+    drive(&mut g2, &mut Disk::default());
+    assert_eq!(g2.kv(), g.kv());
 }

@@ -59,6 +59,10 @@ fn too_big() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "file too large for memory")
 }
 
+/// Largest single write. The kernel may perform a buffered io_uring write inline, on the
+/// core's thread: bounding each one bounds that stall (a snapshot file is written in pieces).
+const MAX_WRITE: usize = 1 << 20;
+
 /// Writes all of `data` at `pos`, retrying short writes.
 ///
 /// glommio takes ownership of each write buffer, so the bytes are copied into a fresh Vec:
@@ -73,8 +77,9 @@ pub(super) async fn write_all(
 ) -> Result<(), WalError> {
     let mut done = 0;
     while done < data.len() {
+        let end = data.len().min(done + MAX_WRITE);
         let n = file
-            .write_at(data[done..].to_vec(), pos + done as u64)
+            .write_at(data[done..end].to_vec(), pos + done as u64)
             .await
             .map_err(|e| io_err("writing", path, e))?;
         if n == 0 {

@@ -79,7 +79,6 @@ impl KvState {
         };
         // Every entry takes at least 4 bytes (key length, type, value length, expiry flag).
         let count = d.len(4)?;
-        state.map.reserve(count);
         for _ in 0..count {
             let key = d.bytes()?;
             let value = match d.u8()? {

@@ -1168,3 +1168,59 @@ fn scan_never_splits_a_shared_position() {
     // Starting inside the tie's position returns it whole as well.
     assert_eq!(step(7, 1).1.len(), 5);
 }
+
+/// Writes on a handful of keys, so later writes overwrite, expire and delete earlier ones.
+fn arb_small_write() -> impl proptest::strategy::Strategy<Value = WriteOp> {
+    use proptest::prelude::*;
+    let key = prop::sample::select(vec!["a", "b", "c", "d", "e"]).prop_map(b);
+    prop_oneof![
+        4 => (key.clone(), "[a-z]{0,6}", proptest::option::of(1u64..3_000)).prop_map(
+            |(key, v, ttl)| WriteOp::Set {
+                key,
+                value: b(&v),
+                cond: SetCond::Always,
+                expire: ttl.map(ExpireSpec::In),
+                get: false,
+            }
+        ),
+        1 => prop::collection::vec(key.clone(), 1..3).prop_map(|keys| WriteOp::Del { keys }),
+        1 => (key.clone(), "[a-z]{0,3}").prop_map(|(key, v)| WriteOp::Append { key, value: b(&v) }),
+        1 => (key.clone(), 1u64..3_000).prop_map(|(key, t)| WriteOp::Expire {
+            key,
+            at: ExpireSpec::In(t),
+            cond: ExpireCond::Always,
+        }),
+        1 => key.clone().prop_map(|key| WriteOp::Persist { key }),
+        1 => prop::collection::vec(key, 1..3).prop_map(|keys| WriteOp::DeleteExpired { keys }),
+        1 => Just(WriteOp::FlushAll),
+    ]
+}
+
+proptest::proptest! {
+    /// `clone()` is a point-in-time copy: whatever is applied to the original afterwards, the
+    /// copy encodes to exactly the bytes the state had when it was taken (what a snapshot
+    /// build relies on), and every snapshot restores to an equal state.
+    #[test]
+    fn prop_a_copy_is_point_in_time_and_snapshots_restore(
+        ops in proptest::collection::vec((arb_small_write(), 0u64..1_000), 1..80),
+        split in 0usize..80,
+    ) {
+        let split = split % ops.len();
+        let mut kv = KvState::new();
+        let mut now = T0;
+        let mut copy = None;
+        for (i, (op, dt)) in ops.into_iter().enumerate() {
+            if i == split {
+                copy = Some((kv.clone(), kv.snapshot()));
+            }
+            now += dt;
+            kv.apply(&LogCommand { now_ms: now, op });
+        }
+        let (copy, bytes_then) = copy.expect("split < ops.len()");
+        check_invariants(&copy);
+        check_invariants(&kv);
+        proptest::prop_assert_eq!(copy.snapshot(), bytes_then.clone());
+        proptest::prop_assert_eq!(KvState::restore(&bytes_then).unwrap(), copy);
+        proptest::prop_assert_eq!(KvState::restore(&kv.snapshot()).unwrap(), kv);
+    }
+}
