@@ -132,6 +132,10 @@ impl Driver {
                     }
                     self.isolated = isolate;
                 }
+                if let Some(c) = self.core.cluster.as_ref() {
+                    c.transport
+                        .set_deaf(self.core.shared.debug_deaf.load(Ordering::Acquire));
+                }
                 self.core
                     .stats()
                     .isolation_applied

@@ -25,7 +25,7 @@ use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use raft_proto::ConfChangeI;
 
 use crate::kv::KvState;
-use crate::lease::{Invalidation, LeaseConfig, LeaseStats, LeaseTracker};
+use crate::lease::{Invalidation, LeaseConfig, LeaseStats, LeaseTracker, UnsafeRule};
 use crate::logger;
 use crate::members::{self, Member, Members};
 use crate::ops::{LogCommand, ReadOp};
@@ -315,6 +315,12 @@ impl ShardGroup {
         }
     }
 
+    /// Switches one lease rule off. Only for the fault tests that prove the checker catches
+    /// the resulting stale reads (`unsafe_disable_lease_rule`, needs `debug_commands`).
+    pub fn set_unsafe_lease_rule(&mut self, rule: Option<UnsafeRule>) {
+        self.lease.set_unsafe_disabled(rule);
+    }
+
     /// Invalidates the lease now (shutdown, storage failure).
     pub fn invalidate_lease(&mut self, reason: Invalidation, now_ns: Option<u64>) {
         self.lease.invalidate(reason, now_ns);
@@ -383,10 +389,13 @@ impl ShardGroup {
                 leader: self.leader_id(),
             };
         }
-        if self.is_transferring() {
+        // With a lease rule switched off for the fault tests (never in production), a lease
+        // that the rule would have ended or not yet started serves reads anyway.
+        let unsafe_lease = |rule| self.lease.rule_disabled(rule) && self.lease.is_valid(now_ns);
+        if self.is_transferring() && !unsafe_lease(UnsafeRule::TransferInvalidates) {
             return ReadGate::Transferring;
         }
-        if self.applied_term != self.term() {
+        if self.applied_term != self.term() && !unsafe_lease(UnsafeRule::OwnTermApplied) {
             return ReadGate::NotReady;
         }
         let cs = self.raw.store().conf_state();
