@@ -289,6 +289,15 @@ impl Driver {
                         ));
                     }
                 }
+                Event::Unresolved { proposal } => {
+                    if self.expiring.get(&gid) == Some(&proposal) {
+                        self.expiring.remove(&gid);
+                    } else if let Some(tx) = w.writes.remove(&(gid, proposal)) {
+                        let _ = tx.send(Reply::err(
+                            "TRYAGAIN the write's outcome is unknown (a snapshot replaced this node's log); it may have been applied",
+                        ));
+                    }
+                }
                 Event::ReadReady { read } => {
                     if let Some(tx) = w.reads.remove(&(gid, read)) {
                         let _ = tx.send(Ok(()));

@@ -52,7 +52,12 @@ fn seed() -> u64 {
 
 /// Lease reads, fault hooks, 1 s server deadline (clients wait 3 s).
 fn cluster_options(extra: &str, raft_extra: &str) -> ClusterOptions {
+    let snapshot_log_bytes = std::env::var("LEASEKV_NEMESIS_SNAPSHOT_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ClusterOptions::default().snapshot_log_bytes);
     ClusterOptions {
+        snapshot_log_bytes,
         extra_toml: format!(
             "read_mode = \"lease\"\ndebug_commands = true\n{extra}\n[limits]\nrequest_timeout_ms = 1000\n"
         ),
@@ -522,4 +527,92 @@ fn the_checker_verdict_of_a_recorded_stale_read_names_it() {
         }
         other => panic!("expected a violation, got {other:?}"),
     }
+}
+
+/// Found by the fault tests: a leader that goes deaf with a write pending (replicated, not
+/// yet committed) is deposed; the new leader commits the write and compacts its log past
+/// it; on healing, the old leader installs the new leader's snapshot. The write is in that
+/// snapshot, so its client must not be told "not applied" (it was told so, and a read then
+/// returned the value of the "failed" write).
+#[test]
+fn a_write_covered_by_an_installed_snapshot_is_not_reported_as_not_applied() {
+    let _one_at_a_time = serial();
+    let c = TestCluster::start(
+        3,
+        ClusterOptions {
+            snapshot_log_bytes: 64 * 1024,
+            extra_toml: "read_mode = \"lease\"\ndebug_commands = true\n[limits]\nrequest_timeout_ms = 8000\n"
+                .into(),
+            raft_extra: "balance_leaders = false".into(),
+            ..ClusterOptions::default()
+        },
+    );
+    let ids = c.ids();
+    let g = 0;
+    let l = wait_leaders(&c, &ids, Duration::from_secs(30))[g];
+    let rest: Vec<u64> = ids.iter().copied().filter(|&i| i != l).collect();
+    let plan = common::workload::KeyPlan::new("snap", Topology::two_cores());
+    let key = plan.special("k", g);
+    let rec = Recorder::new();
+    let counts = Counts::default();
+    let timeout = Duration::from_secs(10);
+    let mut to_l = Client::new(vec![c.client_port(l)], 0, timeout);
+    let first = to_l.run(&rec, &counts, 0, &key, Input::set(set_value(1)));
+    assert!(matches!(first, Done::Ok(_)), "{first:?}");
+
+    // The leader hears nothing from now on; its next write is replicated but never acked.
+    debug_isolate(&c, l, "in");
+    let pending = {
+        let (rec, key, port) = (rec.clone(), key.clone(), c.client_port(l));
+        thread::spawn(move || {
+            Client::new(vec![port], 0, timeout).run(
+                &rec,
+                &Counts::default(),
+                1,
+                &key,
+                Input::set(set_value(2)),
+            )
+        })
+    };
+    // The others elect a leader once the deaf one steps down, commit the pending write with
+    // their first entry, and write ~400 KB so that they compact past it.
+    let fill_key = plan.special("fill", g);
+    let big = "x".repeat(2000);
+    let mut filled = 0;
+    let mut at = 0;
+    common::wait_until(
+        Duration::from_secs(30),
+        "200 writes through the majority",
+        || {
+            let port = c.client_port(rest[at % rest.len()]);
+            let ok = common::workload::connect(port, Duration::from_secs(5))
+                .and_then(|mut con| {
+                    redis::cmd("SET")
+                        .arg(&fill_key)
+                        .arg(&big)
+                        .query::<()>(&mut con)
+                })
+                .is_ok();
+            if ok {
+                filled += 1;
+            } else {
+                at += 1;
+            }
+            (filled >= 200).then_some(())
+        },
+    );
+    debug_isolate(&c, l, "off");
+    let done = pending.join().expect("pending writer");
+    match &done {
+        Done::Unknown(text) => assert!(text.contains("snapshot"), "{text}"),
+        Done::Ok(_) => {}
+        other => panic!("the write is in the installed snapshot, but its client got {other:?}"),
+    }
+    wait_leaders(&c, &ids, Duration::from_secs(30));
+    let mut reader = Client::new(c.ports_of(&rest), 0, timeout);
+    common::wait_until(Duration::from_secs(20), "a read", || {
+        matches!(reader.run(&rec, &counts, 2, &key, Input::Get), Done::Ok(_)).then_some(())
+    });
+    let report = check(&rec.history());
+    assert!(report.is_ok(), "{report}");
 }

@@ -68,6 +68,9 @@ pub enum Event {
     /// Another entry took the proposal's log slot (leadership changed): it was not applied
     /// and never will be.
     Lost { proposal: u64 },
+    /// An installed snapshot covers the proposal's log slot: the proposal may be in it
+    /// (another leader committed it) or not; its outcome cannot be known here.
+    Unresolved { proposal: u64 },
     /// The ReadIndex request is confirmed and the state machine has applied up to it: a read
     /// now is linearizable.
     ReadReady { read: u64 },
@@ -569,14 +572,20 @@ impl ShardGroup {
         self.raw.mut_store().apply_snapshot(snap.clone());
         self.applied_index = meta.index;
         self.applied_term = meta.term;
-        // Our proposals at or below the snapshot can no longer be matched to replies.
-        let lost: Vec<u64> = self
+        // Our proposals at or below the snapshot can no longer be matched to replies, and
+        // the snapshot may well contain them (a later leader committed them): unknown, not
+        // lost (the fault tests caught a "not applied" reply for a write that was applied).
+        let unresolved: Vec<u64> = self
             .proposed
             .range(..=meta.index)
             .map(|(_, p)| *p)
             .collect();
         self.proposed.retain(|i, _| *i > meta.index);
-        events.extend(lost.into_iter().map(|proposal| Event::Lost { proposal }));
+        events.extend(
+            unresolved
+                .into_iter()
+                .map(|proposal| Event::Unresolved { proposal }),
+        );
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>, events: &mut Vec<Event>) {
