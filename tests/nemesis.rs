@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::cluster::{ClusterOptions, TestCluster};
+use common::cluster::{info_field, ClusterOptions, TestCluster};
 use common::nemesis::{admin, debug_isolate, wait_leaders, FaultLog, Kind, Nemesis};
 use common::workload::{
     seed_from_clock, set_value, write_error_effect, Client, Counts, Done, Effect, Workload,
@@ -50,12 +50,14 @@ fn seed() -> u64 {
         .unwrap_or_else(seed_from_clock)
 }
 
-/// Lease reads, fault hooks, 1 s server deadline (clients wait 3 s).
+/// Lease reads, fault hooks, 1 s server deadline (clients wait 3 s), and logs compacted
+/// every 256 KiB (`LEASEKV_NEMESIS_SNAPSHOT_BYTES`) so that restarted, isolated and new
+/// nodes also catch up by snapshot.
 fn cluster_options(extra: &str, raft_extra: &str) -> ClusterOptions {
     let snapshot_log_bytes = std::env::var("LEASEKV_NEMESIS_SNAPSHOT_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(ClusterOptions::default().snapshot_log_bytes);
+        .unwrap_or(256 * 1024);
     ClusterOptions {
         snapshot_log_bytes,
         extra_toml: format!(
@@ -112,6 +114,12 @@ fn run(kind: Kind, load: Duration) {
     c.wait_converged();
     let finals = wl.final_reads(&c.ports_of(&members), Duration::from_secs(60));
     let history = wl.history();
+    // Compactions since each member's last start (informative: snapshot paths were used).
+    let compactions: u64 = members
+        .iter()
+        .filter_map(|&id| info_field(&c.try_info(id, "stats")?, "wal_compactions"))
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
     let checked = Instant::now();
     let report = check(&history);
     let check_time = checked.elapsed();
@@ -131,7 +139,7 @@ fn run(kind: Kind, load: Duration) {
         "UNKNOWN"
     };
     eprintln!(
-        "RESULT nemesis={} secs={} ops={} ok={} failed={} indeterminate={} faults={} keys={} verdict={verdict} check={:.1}s seed={seed}",
+        "RESULT nemesis={} secs={} ops={} ok={} failed={} indeterminate={} faults={} keys={} compactions={compactions} verdict={verdict} check={:.1}s seed={seed}",
         kind.name(),
         faulty.as_secs(),
         summary.ops,
@@ -284,8 +292,8 @@ struct Scenario {
 /// Rule 6 ends L's lease when the transfer starts; with the rule off, L keeps serving reads
 /// from its old lease while F commits new writes: stale reads the checker must report.
 ///
-/// Timing: a 500 ms election timeout and a 400 ms lease, so the new leader's writes land
-/// well inside the old lease even on a loaded machine.
+/// Timing: a 1 s election timeout and a 900 ms lease, so the new leader's writes land well
+/// inside the old lease even on a loaded machine.
 fn transfer_then_deafen(rule6_off: bool) -> Scenario {
     let extra = if rule6_off {
         "unsafe_disable_lease_rule = 6"
@@ -295,8 +303,8 @@ fn transfer_then_deafen(rule6_off: bool) -> Scenario {
     let mut c = TestCluster::start(
         3,
         ClusterOptions {
-            election_ticks: 50,
-            ..cluster_options(extra, "lease_ms = 400\nbalance_leaders = false")
+            election_ticks: 100,
+            ..cluster_options(extra, "lease_ms = 900\nbalance_leaders = false")
         },
     );
     let ids = c.ids();
@@ -327,7 +335,7 @@ fn transfer_then_deafen(rule6_off: bool) -> Scenario {
         .unwrap_or_else(|e| panic!("TRANSFER {g} to {f} via {l}: {e}"));
     assert!(reply.starts_with("OK transferring"), "{reply}");
 
-    // 1.2 s: readers on L, one writer through F (then the third node).
+    // 1.5 s: readers on L, one writer through F (then the third node).
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|r| {
@@ -365,7 +373,7 @@ fn transfer_then_deafen(rule6_off: bool) -> Scenario {
             acked
         })
     };
-    thread::sleep(Duration::from_millis(1200));
+    thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
     let reads_answered: usize = readers.into_iter().map(|r| r.join().expect("reader")).sum();
     let writes_after = writer.join().expect("writer");
