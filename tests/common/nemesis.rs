@@ -23,7 +23,7 @@ use super::err_text;
 use super::workload::{OpMix, Rng, Workload};
 
 /// How long the cluster may take to have a leader for every group again after a fault.
-pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
