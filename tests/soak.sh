@@ -76,16 +76,18 @@ status=0
 echo "| nemesis | fault time | operations | ok | failed | indeterminate | faults injected | keys | compactions | verdict | check time | seed |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "${names[@]}"; do
-    line=$(grep -h '^RESULT ' "$dir/$n.log" | tail -1 || true)
-    if [ -z "$line" ] || ! grep -q '^test soak_.* ok$' "$dir/$n.log"; then
+    # With --nocapture the RESULT line may follow "test soak_x ... " on the same line.
+    line=$(grep -o 'RESULT .*' "$dir/$n.log" | tail -1 || true)
+    if [ -z "$line" ] || ! grep -q '^test result: ok\. 1 passed' "$dir/$n.log"; then
         status=1
+        line=""
     fi
     if [ -z "$line" ]; then
-        echo "| $n | | | | | | | | | FAILED (no result; see $dir/$n.log) | | |"
+        echo "| $n | | | | | | | | | FAILED (see $dir/$n.log) | | |"
         continue
     fi
     field() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
     echo "| $n | $(field secs) s | $(field ops) | $(field ok) | $(field failed) | $(field indeterminate) | $(field faults) | $(field keys) | $(field compactions) | $(field verdict) | $(field check) | $(field seed) |"
 done
-grep -h '^RESULT ' "$dir"/*.log || true
+grep -ho 'RESULT .*' "$dir"/*.log || true
 exit $status
