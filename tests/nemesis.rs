@@ -624,3 +624,72 @@ fn a_write_covered_by_an_installed_snapshot_is_not_reported_as_not_applied() {
     let report = check(&rec.history());
     assert!(report.is_ok(), "{report}");
 }
+
+/// Found by the membership nemesis: a node rejoining with a fresh data dir may be sent the
+/// group's *bootstrap* snapshot (by a leader that never compacted its log; it still names
+/// the rejoining node as a voter, so raft-rs accepts it). That snapshot carries no member
+/// addresses, so the node knew only the members added later through the log, dropped its
+/// transport peers to the original members, and could never catch up or be promoted.
+#[test]
+fn a_removed_node_rejoins_from_a_leader_that_never_compacted() {
+    let _one_at_a_time = serial();
+    let mut c = TestCluster::configure(4, cluster_options("", "balance_leaders = false"));
+    for id in [1, 2, 3] {
+        c.write_config(id, &[1, 2, 3], false);
+    }
+    c.write_config(4, &[1, 2, 3, 4], true);
+    for id in [1, 2, 3] {
+        c.start_node(id);
+    }
+    let lead_all = |c: &TestCluster, to: u64, members: &[u64]| {
+        for g in 0..Topology::two_cores().groups {
+            common::wait_until(Duration::from_secs(30), "a transfer", || {
+                let l = wait_leaders(c, members, Duration::from_secs(30))[g];
+                if l != to {
+                    let _ = admin(c, l, &["TRANSFER", &g.to_string(), &to.to_string()]);
+                    thread::sleep(Duration::from_millis(50));
+                }
+                (l == to).then_some(())
+            });
+        }
+    };
+    let add = |c: &TestCluster, id: u64, via: u64| {
+        let raft = format!("127.0.0.1:{}", c.raft_port(id));
+        let client = format!("127.0.0.1:{}", c.client_port(id));
+        admin(c, via, &["ADDNODE", &id.to_string(), &raft, &client])
+            .unwrap_or_else(|e| panic!("ADDNODE {id}: {e}"));
+    };
+    // Node 2 leads everything when node 4 joins: only node 2 compacts (to send node 4 a
+    // snapshot that names it).
+    lead_all(&c, 2, &[1, 2, 3]);
+    c.start_node(4);
+    add(&c, 4, 2);
+    common::nemesis::wait_for_voters(&c, &[1, 2, 3, 4], &[1, 2, 3, 4], Duration::from_secs(60));
+    admin(&c, 2, &["REMOVENODE", "1"]).expect("REMOVENODE 1");
+    common::nemesis::wait_for_voters(&c, &[2, 3, 4], &[2, 3, 4], Duration::from_secs(60));
+    c.kill9(1);
+    // Node 3 never compacted: its stored snapshot is the bootstrap one, voters [1, 2, 3].
+    lead_all(&c, 3, &[2, 3, 4]);
+    std::fs::remove_dir_all(c.data_dir(1)).expect("wipe node 1");
+    std::fs::create_dir_all(c.data_dir(1)).expect("recreate node 1's data dir");
+    c.write_config(1, &[1, 2, 3, 4], true);
+    c.start_node(1);
+    add(&c, 1, 3);
+    common::nemesis::wait_for_voters(&c, &[1, 2, 3, 4], &[1, 2, 3, 4], Duration::from_secs(60));
+    // Writes after the rejoin reach node 1 too.
+    let mut client = Client::new(c.ports_of(&[2, 3, 4]), 0, Duration::from_secs(5));
+    let rec = Recorder::new();
+    let counts = Counts::default();
+    let plan = common::workload::KeyPlan::new("rejoin", Topology::two_cores());
+    for g in 0..4 {
+        let key = plan.special("k", g);
+        common::wait_until(Duration::from_secs(20), "a write", || {
+            matches!(
+                client.run(&rec, &counts, 0, &key, Input::set(set_value(g as u64 + 1))),
+                Done::Ok(_)
+            )
+            .then_some(())
+        });
+    }
+    c.wait_converged();
+}

@@ -561,7 +561,13 @@ impl ShardGroup {
         match decode_group_snapshot(snap.get_data()) {
             Ok((members, kv)) => {
                 self.kv = kv;
-                self.members = members;
+                // The bootstrap snapshot (and those written before members were recorded)
+                // carries no addresses: keep the configured ones, which the log that follows
+                // amends. An empty map made a rejoining node drop its peers to the original
+                // members and stall (found by the membership nemesis, tests/nemesis.rs).
+                if !members.is_empty() {
+                    self.members = members;
+                }
                 events.push(Event::MembersChanged);
             }
             Err(e) => panic!(
