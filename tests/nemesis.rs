@@ -9,6 +9,10 @@
 //! - Soak (`--ignored`): the same runs for `LEASEKV_SOAK_SECS` (default 600) seconds each;
 //!   `tests/soak.sh` drives them with a release build and prints the result lines.
 //!
+//! Also here: the test proving the checker flags the stale reads of a lease that ignores
+//! transfers (`unsafe_disable_lease_rule = 6`), the `LEASEKV.ADMIN TRANSFER` hook, and
+//! deterministic regression tests of the bugs the nemeses found.
+//!
 //! `LEASEKV_NEMESIS_SEED` repeats a run's random choices (the seed is printed);
 //! `LEASEKV_NEMESIS_VERBOSE=1` prints every fault with its time on the history's clock.
 
