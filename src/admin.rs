@@ -6,6 +6,9 @@
 //! - `LEASEKV.ADMIN REMOVENODE <id>`: removes the node from every group; a group it leads
 //!   first hands leadership to another voter.
 //! - `LEASEKV.ADMIN MEMBERS`: per group, this node's view of voters, learners and leader.
+//! - `LEASEKV.ADMIN TRANSFER <group> <node-id>`: this node, which must lead the group, hands
+//!   its leadership to that voter (for operators and the fault tests). Replies once the
+//!   transfer has started; it completes within an election timeout or is abandoned.
 //!
 //! Changes run group by group at each group's leader (forwarded there like writes), and
 //! are retried on retryable errors until `ADMIN_DEADLINE`. They are idempotent: adding a
@@ -80,9 +83,11 @@ fn lease_status(core: &Core, argv: &[Bytes]) -> Reply {
     )
 }
 
-/// `LEASEKV.DEBUG ISOLATE on|off`: fault injection for tests (needs `debug_commands`).
-/// Replies once every core's transport reflects the change, so a test's clock reading
-/// taken after the reply is never earlier than the real cut.
+/// `LEASEKV.DEBUG ISOLATE on|in|off`: fault injection for tests (needs `debug_commands`).
+/// `on` drops all of this node's Raft traffic; `in` only what it receives (it still sends:
+/// an asymmetric partition); `off` heals. Replies once every core's transport reflects the
+/// change, so a test's clock reading taken after the reply is never earlier than the real
+/// cut.
 async fn debug(core: &Core, argv: &[Bytes]) -> Reply {
     if !core.shared.config.debug_commands {
         return Reply::err(
@@ -96,10 +101,12 @@ async fn debug(core: &Core, argv: &[Bytes]) -> Reply {
         .get(2)
         .map(|b| String::from_utf8_lossy(b).to_ascii_lowercase());
     match (sub.as_deref(), arg.as_deref(), argv.len()) {
-        (Some("ISOLATE"), Some(v @ ("on" | "off")), 3) => {
+        (Some("ISOLATE"), Some(v @ ("on" | "in" | "off")), 3) => {
             use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
             let sh = &core.shared;
+            tracing::warn!(mode = v, "fault injection: LEASEKV.DEBUG ISOLATE");
             sh.debug_isolated.store(v == "on", Release);
+            sh.debug_deaf.store(v == "in", Release);
             let epoch = sh.debug_isolation_epoch.fetch_add(1, AcqRel) + 1;
             // Drivers apply it on their next iteration (at most a tick away).
             let until = Instant::now() + Duration::from_secs(2);
@@ -115,7 +122,7 @@ async fn debug(core: &Core, argv: &[Bytes]) -> Reply {
             }
             Reply::Ok
         }
-        _ => Reply::err("ERR usage: LEASEKV.DEBUG ISOLATE on|off"),
+        _ => Reply::err("ERR usage: LEASEKV.DEBUG ISOLATE on|in|off"),
     }
 }
 
@@ -129,6 +136,14 @@ fn parse_id(b: &Bytes) -> Result<u64, Reply> {
         .ok()
         .filter(|id| *id >= 1)
         .ok_or_else(|| Reply::err("ERR node id must be an integer >= 1"))
+}
+
+fn parse_group(core: &Core, b: &Bytes) -> Result<u32, Reply> {
+    arg_str(b)?
+        .parse::<u32>()
+        .ok()
+        .filter(|g| *g < core.shared.routing.groups())
+        .ok_or_else(|| Reply::err("ERR group must be an integer below the number of groups"))
 }
 
 fn parse_addr(b: &Bytes, what: &str) -> Result<String, Reply> {
@@ -167,9 +182,18 @@ pub async fn run(core: &Rc<Core>, argv: &[Bytes]) -> Reply {
             Err(e) => Err(e),
         },
         ("MEMBERS", 2) => members(core).await,
-        ("ADDNODE" | "REMOVENODE" | "MEMBERS", _) => Err(Reply::wrong_arity("leasekv.admin")),
+        ("TRANSFER", 4) => match (parse_group(core, &argv[2]), parse_id(&argv[3])) {
+            (Ok(g), Ok(to)) => Ok(exec::issue_request(core, g, Request::TransferLeader(to))
+                .await
+                .resolve()
+                .await),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        ("ADDNODE" | "REMOVENODE" | "MEMBERS" | "TRANSFER", _) => {
+            Err(Reply::wrong_arity("leasekv.admin"))
+        }
         _ => Err(Reply::err(format!(
-            "ERR unknown subcommand '{sub}'. Try ADDNODE <id> <raft-addr> <client-addr>, REMOVENODE <id>, MEMBERS."
+            "ERR unknown subcommand '{sub}'. Try ADDNODE <id> <raft-addr> <client-addr>, REMOVENODE <id>, MEMBERS, TRANSFER <group> <node-id>."
         ))),
     };
     result.unwrap_or_else(|e| e)

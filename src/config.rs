@@ -99,6 +99,9 @@ pub struct Config {
     pub read_mode: ReadMode,
     /// Enables `LEASEKV.DEBUG` (fault injection for tests). Never on in production.
     pub debug_commands: bool,
+    /// Test-only: switch lease rule 5 or 6 off (docs/testing.md), so the fault tests can
+    /// prove they detect the stale reads it lets through. Only with `debug_commands`.
+    pub unsafe_disable_lease_rule: Option<shards::lease::UnsafeRule>,
     /// Identifies the cluster in every transport handshake; 1..=255 bytes, no control chars.
     pub cluster_id: String,
     pub transport: TransportSettings,
@@ -393,6 +396,7 @@ struct FileConfig {
     read_mode: Option<ReadMode>,
     #[serde(default)]
     debug_commands: bool,
+    unsafe_disable_lease_rule: Option<u8>,
     cluster_id: Option<String>,
     #[serde(default)]
     transport: TransportFile,
@@ -516,7 +520,11 @@ pub(crate) fn resolve_text(
 
 /// Applies overrides and defaults to the parsed file, then validates against `allowed`.
 fn build(file: FileConfig, o: &Overrides, allowed: &[usize]) -> Result<Config, ErrorKind> {
-    let cores = o.cores.clone().or(file.cores).unwrap_or_else(|| allowed.to_vec());
+    let cores = o
+        .cores
+        .clone()
+        .or(file.cores)
+        .unwrap_or_else(|| allowed.to_vec());
     let groups = match file.groups {
         Some(g) => g,
         // Saturates to an invalid value rather than wrapping to a valid-looking one.
@@ -560,6 +568,16 @@ fn build(file: FileConfig, o: &Overrides, allowed: &[usize]) -> Result<Config, E
         redirect: file.redirect.unwrap_or_default(),
         read_mode: file.read_mode.unwrap_or_default(),
         debug_commands: file.debug_commands,
+        unsafe_disable_lease_rule: match file.unsafe_disable_lease_rule {
+            None => None,
+            Some(n) => Some(shards::lease::UnsafeRule::from_number(n).ok_or_else(|| {
+                invalid(
+                    "unsafe_disable_lease_rule",
+                    n,
+                    "only lease rule 5 or 6 can be switched off (for tests)",
+                )
+            })?),
+        },
         cluster_id: file.cluster_id.unwrap_or_else(|| "leasekv".to_owned()),
         transport,
         metrics_addr: file.metrics_addr,
@@ -652,7 +670,21 @@ impl Config {
         self.check_transport()?;
         self.check_cluster()?;
         // Last: a lease only makes sense once the Raft timing itself is valid.
-        self.check_lease()
+        self.check_lease()?;
+        self.check_unsafe()
+    }
+
+    /// The unsafe-test switch exists only for the fault tests: refuse it anywhere the
+    /// debug commands are off, so a production config can never carry it.
+    fn check_unsafe(&self) -> Result<(), ErrorKind> {
+        match self.unsafe_disable_lease_rule {
+            Some(rule) if !self.debug_commands => Err(invalid(
+                "unsafe_disable_lease_rule",
+                rule.number(),
+                "is allowed only with debug_commands = true (it makes stale reads possible; tests only)",
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn check_lease(&self) -> Result<(), ErrorKind> {
@@ -1537,6 +1569,34 @@ write_timeout_ms = 300
             e.to_string().contains("read_mode") || e.to_string().contains("fast"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn unsafe_lease_switch_needs_debug_commands() {
+        assert_eq!(
+            load(None).expect("defaults").unsafe_disable_lease_rule,
+            None
+        );
+        let e = load_text("unsafe_disable_lease_rule = 6\n").expect_err("without debug");
+        assert_eq!(e.key(), Some("unsafe_disable_lease_rule"), "{e}");
+        assert!(e.to_string().contains("debug_commands"), "{e}");
+        for (n, rule) in [
+            (5, shards::lease::UnsafeRule::OwnTermApplied),
+            (6, shards::lease::UnsafeRule::TransferInvalidates),
+        ] {
+            let c = load_text(&format!(
+                "debug_commands = true\nunsafe_disable_lease_rule = {n}\n"
+            ))
+            .expect("with debug commands");
+            assert_eq!(c.unsafe_disable_lease_rule, Some(rule));
+        }
+        for bad in ["4", "7", "0"] {
+            let e = load_text(&format!(
+                "debug_commands = true\nunsafe_disable_lease_rule = {bad}\n"
+            ))
+            .expect_err("only 5 or 6");
+            assert_eq!(e.key(), Some("unsafe_disable_lease_rule"), "{e}");
+        }
     }
 
     #[test]

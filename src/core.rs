@@ -77,6 +77,9 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     /// Fault injection (`LEASEKV.DEBUG ISOLATE`): drop all Raft traffic of this node.
     pub debug_isolated: AtomicBool,
+    /// Fault injection (`LEASEKV.DEBUG ISOLATE in`): drop only the Raft traffic this node
+    /// receives (it still sends), an asymmetric partition.
+    pub debug_deaf: AtomicBool,
     /// Bumped on every isolation change; each core records the epoch it has applied.
     pub debug_isolation_epoch: AtomicU64,
     pub started: Instant,

@@ -165,6 +165,10 @@ impl Driver {
                     }
                     self.isolated = isolate;
                 }
+                if let Some(c) = self.core.cluster.as_ref() {
+                    c.transport
+                        .set_deaf(self.core.shared.debug_deaf.load(Ordering::Acquire));
+                }
                 self.core
                     .stats()
                     .isolation_applied
@@ -331,6 +335,15 @@ impl Driver {
                     } else if let Some(tx) = w.writes.remove(&(gid, proposal)) {
                         let _ = tx.send(Reply::err(
                             "TRYAGAIN write lost to a leadership change; it was not applied",
+                        ));
+                    }
+                }
+                Event::Unresolved { proposal } => {
+                    if self.expiring.get(&gid) == Some(&proposal) {
+                        self.expiring.remove(&gid);
+                    } else if let Some(tx) = w.writes.remove(&(gid, proposal)) {
+                        let _ = tx.send(Reply::err(
+                            "TRYAGAIN the write's outcome is unknown (a snapshot replaced this node's log); it may have been applied",
                         ));
                     }
                 }

@@ -111,7 +111,7 @@ fn request_key(r: &Request) -> Option<&Bytes> {
     match r {
         Request::Read(op) => op.keys().first().copied(),
         Request::Write(op) => op.keys().first().copied(),
-        Request::Membership(_) | Request::MembershipStatus => None,
+        Request::Membership(_) | Request::MembershipStatus | Request::TransferLeader(_) => None,
     }
 }
 
@@ -363,6 +363,41 @@ fn membership_status(core: &Rc<Core>, group: u32) -> Issued {
     ]))
 }
 
+/// `LEASEKV.ADMIN TRANSFER`: this node, leading `group`, hands leadership to voter `to`.
+/// Replies once the transfer has started (raft-rs sends `MsgTimeoutNow` as soon as `to` is
+/// caught up, and gives up after an election timeout); the lease ends first (rule 6).
+fn transfer_leader(core: &Rc<Core>, group: u32, to: u64) -> Issued {
+    let Some(cell) = core.group(group) else {
+        return Issued::Done(Reply::err(format!("ERR group {group} is not on this core")));
+    };
+    let mut g = cell.borrow_mut();
+    let me = core.shared.config.node_id;
+    let reply = if !g.is_leader() {
+        Reply::err(format!(
+            "ERR this node does not lead shard group {group} (leader: {}); send TRANSFER to the leader",
+            match g.leader_id() {
+                0 => "unknown".to_string(),
+                id => format!("node {id}"),
+            }
+        ))
+    } else if to == me {
+        Reply::err(format!("ERR node {to} already leads shard group {group}"))
+    } else if !g.voters().contains(&to) {
+        Reply::err(format!(
+            "ERR node {to} is not a voter of shard group {group}"
+        ))
+    } else if g.is_transferring() {
+        transferring(group)
+    } else {
+        g.transfer_leader(to, crate::peer::boottime_ns());
+        core.driver_wake.notify();
+        Reply::Status(Bytes::from(format!(
+            "OK transferring shard group {group} from node {me} to node {to}"
+        )))
+    };
+    Issued::Done(reply)
+}
+
 /// Runs a hop's request on this (owner) core; forwards it if another node leads.
 pub fn local_request(core: &Rc<Core>, group: u32, request: Request) -> Issued {
     match request {
@@ -370,6 +405,7 @@ pub fn local_request(core: &Rc<Core>, group: u32, request: Request) -> Issued {
         Request::Write(op) => local_write(core, group, op, true),
         Request::Membership(c) => local_membership(core, group, c, true),
         Request::MembershipStatus => membership_status(core, group),
+        Request::TransferLeader(to) => transfer_leader(core, group, to),
     }
 }
 
@@ -380,6 +416,7 @@ pub fn leader_request(core: &Rc<Core>, group: u32, request: Request) -> Issued {
         Request::Write(op) => local_write(core, group, op, false),
         Request::Membership(c) => local_membership(core, group, c, false),
         Request::MembershipStatus => membership_status(core, group),
+        Request::TransferLeader(to) => transfer_leader(core, group, to),
     }
 }
 

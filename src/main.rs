@@ -24,7 +24,7 @@ enum Cmd {
     /// Start a local cluster on loopback (one process per node, data in a temporary
     /// directory), print the client ports, and stop every node on Ctrl-C.
     Demo(DemoArgs),
-    /// Cluster membership: add-node, remove-node, members (sent to a running node).
+    /// Cluster membership: add-node, remove-node, members, transfer (sent to a running node).
     Admin(AdminArgs),
 }
 
@@ -57,6 +57,14 @@ enum AdminOp {
     },
     /// Show each group's voters, learners and leader as the node sees them.
     Members,
+    /// Hand a group's leadership to another voter (send it to the group's current leader).
+    Transfer {
+        #[arg(long)]
+        group: u32,
+        /// The voter to take over.
+        #[arg(long)]
+        to: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -182,6 +190,9 @@ fn admin(a: AdminArgs) -> ExitCode {
         }
         AdminOp::RemoveNode { id } => vec!["REMOVENODE".into(), id.to_string()],
         AdminOp::Members => vec!["MEMBERS".into()],
+        AdminOp::Transfer { group, to } => {
+            vec!["TRANSFER".into(), group.to_string(), to.to_string()]
+        }
     };
     match leasekv::admin::cli(&a.node, &args) {
         Ok(out) => {

@@ -67,6 +67,7 @@ pub fn run(config: Config) -> Result<(), String> {
         next_client_id: AtomicU64::new(1),
         shutdown: AtomicBool::new(false),
         debug_isolated: AtomicBool::new(false),
+        debug_deaf: AtomicBool::new(false),
         debug_isolation_epoch: AtomicU64::new(0),
         started: Instant::now(),
         incarnation,
@@ -109,6 +110,14 @@ pub fn run(config: Config) -> Result<(), String> {
     if startup_error.is_some() {
         shared.begin_shutdown();
     } else {
+        if let Some(rule) = shared.config.unsafe_disable_lease_rule {
+            tracing::warn!(
+                rule = rule.number(),
+                "UNSAFE: lease rule {} is switched off (unsafe_disable_lease_rule): reads may be \
+                 stale. For fault-injection tests only; never run this in production",
+                rule.number()
+            );
+        }
         tracing::info!(
             listen = %shared.config.listen_addr(),
             data_dir = %data.path.display(),
@@ -304,6 +313,8 @@ async fn start_core(
             entries: rec.entries,
         };
         let mut group = ShardGroup::new(spec, recovered)?;
+        // Validation allows this only with debug_commands (fault tests); warned at start.
+        group.set_unsafe_lease_rule(cfg.unsafe_disable_lease_rule);
         let base = group.base_snapshot();
         if fresh && base.get_metadata().index > 0 {
             wal.install_snapshot(g, &base).await.map_err(|e| {

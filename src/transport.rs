@@ -261,6 +261,8 @@ struct Shared {
     peers: RefCell<HashMap<u64, Peer>>,
     blocked: RefCell<HashSet<u64>>,
     isolated: Cell<bool>,
+    /// Fault injection: drop every inbound frame (outbound traffic still flows).
+    deaf: Cell<bool>,
     closed: Cell<bool>,
     inbox: Inbox,
     /// Accepted connections (reader tasks) by connection id.
@@ -317,6 +319,7 @@ impl Transport {
             peers: RefCell::default(),
             blocked: RefCell::default(),
             isolated: Cell::new(false),
+            deaf: Cell::new(false),
             closed: Cell::new(false),
             conns: RefCell::default(),
             next_conn: Cell::new(0),
@@ -474,6 +477,12 @@ impl Transport {
         }
     }
 
+    /// Fault injection: while `deaf`, drop every frame received from any node (an asymmetric
+    /// partition: this node still sends, but hears nothing).
+    pub fn set_deaf(&self, deaf: bool) {
+        self.shared.deaf.set(deaf);
+    }
+
     pub fn stats(&self) -> TransportStats {
         let s = &self.shared;
         let conns = s.conns.borrow();
@@ -562,6 +571,11 @@ impl Shared {
         self.isolated.get() || self.blocked.borrow().contains(&node)
     }
 
+    /// True if frames received from `node` are currently discarded by the fault hooks.
+    fn drops_in(&self, node: u64) -> bool {
+        self.deaf.get() || self.drops(node)
+    }
+
     /// Starts the writer of (peer, lane) if it has none. Must not be
     /// called with `peers` borrowed: glommio polls a new task before `spawn_local` returns.
     fn ensure_writer(self: &Rc<Self>, peer: u64, lane: Lane) {
@@ -588,7 +602,7 @@ impl Shared {
 
     /// For frames leaving the inbox: false (and counted) if the fault hook drops them now.
     fn accept_received(&self, item: &Inbound) -> bool {
-        if !self.drops(item.from) {
+        if !self.drops_in(item.from) {
             return true;
         }
         if let Some(p) = self.peers.borrow_mut().get_mut(&item.from) {

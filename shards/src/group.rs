@@ -25,7 +25,7 @@ use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use raft_proto::ConfChangeI;
 
 use crate::kv::KvState;
-use crate::lease::{Invalidation, LeaseConfig, LeaseStats, LeaseTracker};
+use crate::lease::{Invalidation, LeaseConfig, LeaseStats, LeaseTracker, UnsafeRule};
 use crate::logger;
 use crate::members::{Member, Members};
 
@@ -72,6 +72,9 @@ pub enum Event {
     /// Another entry took the proposal's log slot (leadership changed): it was not applied
     /// and never will be.
     Lost { proposal: u64 },
+    /// An installed snapshot covers the proposal's log slot: the proposal may be in it
+    /// (another leader committed it) or not; its outcome cannot be known here.
+    Unresolved { proposal: u64 },
     /// The ReadIndex request is confirmed and the state machine has applied up to it: a read
     /// now is linearizable.
     ReadReady { read: u64 },
@@ -329,6 +332,12 @@ impl ShardGroup {
         }
     }
 
+    /// Switches one lease rule off. Only for the fault tests that prove the checker catches
+    /// the resulting stale reads (`unsafe_disable_lease_rule`, needs `debug_commands`).
+    pub fn set_unsafe_lease_rule(&mut self, rule: Option<UnsafeRule>) {
+        self.lease.set_unsafe_disabled(rule);
+    }
+
     /// Invalidates the lease now (shutdown, storage failure).
     pub fn invalidate_lease(&mut self, reason: Invalidation, now_ns: Option<u64>) {
         self.lease.invalidate(reason, now_ns);
@@ -397,12 +406,17 @@ impl ShardGroup {
                 leader: self.leader_id(),
             };
         }
-        if self.is_transferring() {
+        // With a lease rule switched off for the fault tests (never in production), a lease
+        // that the rule would have ended or not yet started serves reads anyway.
+        let unsafe_lease = |rule| self.lease.rule_disabled(rule) && self.lease.is_valid(now_ns);
+        if self.is_transferring() && !unsafe_lease(UnsafeRule::TransferInvalidates) {
             return ReadGate::Transferring;
         }
         // A half-installed state is never read: wait (with the caller's deadline) for the
         // swap and an applied entry of this term, which emits LeaderReady.
-        if self.installing.is_some() || self.applied_term != self.term() {
+        if self.installing.is_some()
+            || (self.applied_term != self.term() && !unsafe_lease(UnsafeRule::OwnTermApplied))
+        {
             return ReadGate::NotReady;
         }
         let cs = self.raw.store().conf_state();

@@ -126,6 +126,35 @@
 mod config;
 mod stats;
 
+/// A lease rule that the fault tests may switch off to prove their checker sees the bug
+/// the rule prevents (leasekv's `unsafe_disable_lease_rule`, honoured only with
+/// `debug_commands = true`). Never disabled in production: each makes stale reads possible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnsafeRule {
+    /// Rule 5 off: the lease may be valid before the leader applied an entry of its term.
+    OwnTermApplied,
+    /// Rule 6 off: starting a leadership transfer leaves the lease valid.
+    TransferInvalidates,
+}
+
+impl UnsafeRule {
+    /// The rule with this number in the lease rules (docs/lease.md), if it can be disabled.
+    pub fn from_number(n: u8) -> Option<UnsafeRule> {
+        match n {
+            5 => Some(UnsafeRule::OwnTermApplied),
+            6 => Some(UnsafeRule::TransferInvalidates),
+            _ => None,
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        match self {
+            UnsafeRule::OwnTermApplied => 5,
+            UnsafeRule::TransferInvalidates => 6,
+        }
+    }
+}
+
 pub use config::{max_lease_duration_ns, LeaseConfig, LeaseConfigError};
 pub use stats::{IgnoredAck, Invalidation, LeaseStats};
 
@@ -161,6 +190,8 @@ pub struct LeaseTracker {
     barrier_pending: bool,
     /// Latest `now` seen, for invalidations with an unreadable clock.
     last_known_now: u64,
+    /// Test-only weakening (see [`UnsafeRule`]); `None` on every production path.
+    disabled: Option<UnsafeRule>,
     stats: LeaseStats,
 }
 
@@ -179,8 +210,19 @@ impl LeaseTracker {
             invalidated_at: 0,
             barrier_pending: false,
             last_known_now: 0,
+            disabled: None,
             stats: LeaseStats::default(),
         }
+    }
+
+    /// Switches one rule off (tests of the fault harness only; see [`UnsafeRule`]).
+    pub fn set_unsafe_disabled(&mut self, rule: Option<UnsafeRule>) {
+        self.disabled = rule;
+    }
+
+    /// Whether `rule` was switched off with [`LeaseTracker::set_unsafe_disabled`].
+    pub fn rule_disabled(&self, rule: UnsafeRule) -> bool {
+        self.disabled == Some(rule)
     }
 
     /// Became leader in `term` with these voters (learners excluded). Starts with no lease;
@@ -258,8 +300,11 @@ impl LeaseTracker {
     }
 
     /// Rules 6/7: drop the lease now. Every ack is forgotten and only echoes strictly after
-    /// this instant count again.
+    /// this instant count again. (With rule 6 switched off, a transfer is ignored here.)
     pub fn invalidate(&mut self, reason: Invalidation, now_ns: Option<u64>) {
+        if reason == Invalidation::Transfer && self.rule_disabled(UnsafeRule::TransferInvalidates) {
+            return;
+        }
         self.stats.invalidated(reason);
         self.lease_until = 0;
         for v in &mut self.voters {
@@ -318,7 +363,9 @@ impl LeaseTracker {
     /// The lease end if the lease is valid at `now`.
     fn lease_end(&self, now_ns: Option<u64>) -> Option<u64> {
         let now = now_ns?;
-        if !self.leader || !self.own_term_applied || self.fenced() || self.cfg.duration_ns == 0 {
+        let own_term_applied =
+            self.own_term_applied || self.rule_disabled(UnsafeRule::OwnTermApplied);
+        if !self.leader || !own_term_applied || self.fenced() || self.cfg.duration_ns == 0 {
             return None;
         }
         let end = if self.solo() {

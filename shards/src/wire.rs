@@ -58,6 +58,7 @@ const K_READ: u8 = 1;
 const K_WRITE: u8 = 2;
 const K_MEMBERSHIP: u8 = 3;
 const K_STATUS: u8 = 4;
+const K_TRANSFER: u8 = 5;
 const M_ADD_LEARNER: u8 = 1;
 const M_PROMOTE: u8 = 2;
 const M_REMOVE: u8 = 3;
@@ -94,6 +95,9 @@ pub enum Request {
     Membership(MembershipChange),
     /// This node's view of the group's configuration (never forwarded).
     MembershipStatus,
+    /// Hand leadership of the group to this node id (run only where it was sent: the
+    /// caller asks a leader it chose, so it is never forwarded).
+    TransferLeader(u64),
 }
 
 /// Appends the encoding of `r` to `out`.
@@ -127,6 +131,10 @@ pub fn encode_request(r: &Request, out: &mut Vec<u8>) {
             }
         }
         Request::MembershipStatus => e.u8(K_STATUS),
+        Request::TransferLeader(to) => {
+            e.u8(K_TRANSFER);
+            e.varint(*to);
+        }
     }
     out.extend_from_slice(e.as_slice());
 }
@@ -145,6 +153,7 @@ pub fn decode_request(b: &[u8]) -> Result<Request, DecodeError> {
             t => return Err(bad("membership change", t)),
         }),
         K_STATUS => Request::MembershipStatus,
+        K_TRANSFER => Request::TransferLeader(d.varint()?),
         k => return Err(bad("request kind", k)),
     };
     d.finish()?;
@@ -499,6 +508,7 @@ mod tests {
             .into_iter()
             .map(Request::Read)
             .chain(write_samples().into_iter().map(Request::Write))
+            .chain([Request::MembershipStatus, Request::TransferLeader(3)])
             .collect()
     }
 

@@ -389,3 +389,46 @@ fn max_lease_duration_edge_cases() {
     ));
     assert_eq!(cfg(0).check(1, 100, 0), Ok(()), "disabled is always fine");
 }
+
+#[test]
+fn unsafe_switches_weaken_only_their_own_rule() {
+    use shards::lease::UnsafeRule;
+    assert_eq!(UnsafeRule::from_number(5), Some(UnsafeRule::OwnTermApplied));
+    assert_eq!(
+        UnsafeRule::from_number(6),
+        Some(UnsafeRule::TransferInvalidates)
+    );
+    assert_eq!(UnsafeRule::from_number(4), None);
+    assert_eq!(UnsafeRule::TransferInvalidates.number(), 6);
+
+    // Rule 6 off: a transfer leaves the lease valid; every other invalidation still ends it.
+    let mut t = leader(&[1, 2, 3]);
+    t.set_unsafe_disabled(Some(UnsafeRule::TransferInvalidates));
+    assert!(t.rule_disabled(UnsafeRule::TransferInvalidates));
+    assert!(!t.rule_disabled(UnsafeRule::OwnTermApplied));
+    t.on_ack(2, TERM, 100, Some(110));
+    t.invalidate(Invalidation::Transfer, Some(200));
+    assert!(t.is_valid(Some(300)), "rule 6 off: the transfer is ignored");
+    assert_eq!(t.stats().invalidations(Invalidation::Transfer), 0);
+    t.invalidate(Invalidation::StepDown, Some(400));
+    assert!(!t.is_valid(Some(401)));
+
+    // Rule 5 off: valid before an own-term entry is applied, once a quorum acked.
+    let mut t = LeaseTracker::new(LeaseConfig { duration_ns: D }, ME);
+    t.set_unsafe_disabled(Some(UnsafeRule::OwnTermApplied));
+    t.on_become_leader(TERM, &[1, 2, 3]);
+    assert!(!t.is_valid(Some(50)), "still needs a quorum's acks");
+    t.on_ack(2, TERM, 100, Some(110));
+    assert!(
+        t.is_valid(Some(120)),
+        "rule 5 off: no own-term apply needed"
+    );
+    // ... and a transfer still invalidates.
+    t.invalidate(Invalidation::Transfer, Some(130));
+    assert!(!t.is_valid(Some(131)));
+
+    // The default (no switch) keeps both rules: see the two tests above this one.
+    let t = leader(&[1, 2, 3]);
+    assert!(!t.rule_disabled(UnsafeRule::OwnTermApplied));
+    assert!(!t.rule_disabled(UnsafeRule::TransferInvalidates));
+}

@@ -325,6 +325,7 @@ fn snapshot_of_a_real_shared() {
         next_client_id: AtomicU64::new(1),
         shutdown: AtomicBool::new(false),
         debug_isolated: AtomicBool::new(false),
+        debug_deaf: AtomicBool::new(false),
         debug_isolation_epoch: AtomicU64::new(0),
         started: Instant::now(),
         incarnation: 1,

@@ -237,7 +237,7 @@ async fn read_frames(shared: &Shared, from: u64, lane: Lane, stream: &mut TcpStr
 }
 
 async fn deliver(shared: &Shared, from: u64, lane: Lane, frame: bytes::Bytes) {
-    if shared.drops(from) {
+    if shared.drops_in(from) {
         shared.bump(from, lane, |s| s.dropped_blocked_in += 1);
         return;
     }

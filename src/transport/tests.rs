@@ -480,6 +480,26 @@ fn blocking_drops_both_directions_then_heals() {
     });
 }
 
+#[test]
+fn a_deaf_node_still_sends_but_drops_what_it_receives() {
+    run(async {
+        let ts = mesh(vec![cfg(1, 0), cfg(2, 0)]);
+        let (a, b) = (&ts[0], &ts[1]);
+        a.set_deaf(true);
+        a.send(2, Lane::Control, numbered(1)).expect("send");
+        assert_eq!(number(&recv_n(b, 1).await[0].frame), 1, "A still sends");
+        b.send(1, Lane::Control, numbered(2)).expect("send");
+        until("A discarded B's frame", || {
+            lane_stats(a, 2, Lane::Control).dropped_blocked_in == 1
+        })
+        .await;
+        assert!(a.try_recv().is_none());
+        a.set_deaf(false);
+        b.send(1, Lane::Control, numbered(3)).expect("send");
+        assert_eq!(number(&recv_n(a, 1).await[0].frame), 3);
+    });
+}
+
 /// Numbers of the Control frames the fake peer read.
 type Received = Rc<RefCell<Vec<u32>>>;
 /// The fake peer's Bulk connections, kept open and never read.

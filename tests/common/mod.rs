@@ -7,15 +7,19 @@
 //! - [`cluster`]: multi-node clusters of real processes (ports, restarts, INFO parsing,
 //!   leader agreement) and a retrying client.
 //! - [`wal`]: reading WAL segment framing, for the corruption tests.
+//! - [`workload`]: concurrent recorded clients for the linearizability checker.
+//! - [`nemesis`]: fault schedules (pause, kill, isolate, transfer, membership, bursts).
 //!
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
 pub mod cluster;
+pub mod nemesis;
 pub mod resp;
 pub mod server;
 pub mod slots;
 pub mod wal;
+pub mod workload;
 
 use std::time::{Duration, Instant};
 

@@ -228,14 +228,20 @@ impl ShardGroup {
     ) -> SnapshotInstall {
         let meta = snap.get_metadata();
         self.raw.mut_store().apply_snapshot(snap.clone());
-        // Our proposals at or below the snapshot can no longer be matched to replies.
-        let lost: Vec<u64> = self
+        // Our proposals at or below the snapshot can no longer be matched to replies, and
+        // the snapshot may well contain them (a later leader committed them): unknown, not
+        // lost (the fault tests caught a "not applied" reply for a write that was applied).
+        let unresolved: Vec<u64> = self
             .proposed
             .range(..=meta.index)
             .map(|(_, p)| *p)
             .collect();
         self.proposed.retain(|i, _| *i > meta.index);
-        events.extend(lost.into_iter().map(|proposal| Event::Lost { proposal }));
+        events.extend(
+            unresolved
+                .into_iter()
+                .map(|proposal| Event::Unresolved { proposal }),
+        );
         self.next_install += 1;
         // A newer snapshot supersedes one still being decoded: its result will be ignored.
         self.installing = Some(Installing {
@@ -277,7 +283,13 @@ impl ShardGroup {
             .map_err(|e| format!("group {group}: leader sent an undecodable snapshot: {e}"))?;
         self.clock = now_ns;
         let old = std::mem::replace(&mut self.kv, kv);
-        self.members = members;
+        // The bootstrap snapshot (and those written before members were recorded) carries
+        // no addresses: keep the configured ones, which the log that follows amends. An
+        // empty map made a rejoining node drop its peers to the original members and stall
+        // (found by the membership nemesis, tests/nemesis.rs).
+        if !members.is_empty() {
+            self.members = members;
+        }
         events.push(Event::MembersChanged);
         self.applied_index = inst.index;
         self.applied_term = inst.term;
