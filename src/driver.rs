@@ -76,6 +76,11 @@ pub struct Driver {
     /// than the threshold (a follower catching up, a big burst) never triggers a compaction
     /// on every iteration.
     compacted_bytes: u64,
+    /// The last leader known for each group (never 0). Forwards fail fast only when a
+    /// *different* leader becomes known: a follower that merely lost track of the leader
+    /// (an election timer firing after a restart, a pre-vote) must not fail requests the
+    /// still-serving leader will answer; their own deadline covers a dead leader.
+    known_leader: RefCell<HashMap<u32, u64>>,
 }
 
 /// Snapshot work done off the core.
@@ -107,6 +112,7 @@ impl Driver {
             wal,
             groups,
             expiring: Default::default(),
+            known_leader: Default::default(),
             peers,
             members_dirty: true,
             last_forced_snapshot: None,
@@ -697,10 +703,13 @@ impl Driver {
         {
             slot.store(g.lease_stats().invalidations(reason), Ordering::Relaxed);
         }
-        let old = s.leader_id.swap(g.leader_id(), Ordering::Relaxed);
-        if old != g.leader_id() && old != 0 {
-            if let Some(c) = self.core.cluster.as_ref() {
-                c.leader_changed(gid, old);
+        s.leader_id.store(g.leader_id(), Ordering::Relaxed);
+        if g.leader_id() != 0 {
+            let old = self.known_leader.borrow_mut().insert(gid, g.leader_id());
+            if let (Some(old), Some(c)) = (old, self.core.cluster.as_ref()) {
+                if old != g.leader_id() {
+                    c.leader_changed(gid, old);
+                }
             }
         }
     }
