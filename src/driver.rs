@@ -22,14 +22,13 @@
 //! file is written and its record synced as before, while a helper thread decodes it; the
 //! decoded state is swapped in by a later iteration (the group applies nothing meanwhile).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-
-use std::cell::RefCell;
 
 use shards::lease::Invalidation;
 use shards::{
@@ -571,7 +570,8 @@ impl Driver {
         None
     }
 
-    /// A finished build, if one came back (a failed one is logged and retried when due).
+    /// A finished build, if one came back. A failed one is logged and retried once another
+    /// `raft.snapshot_log_bytes` were written (never in a loop).
     fn take_built(&mut self) -> Option<Vec<BuiltSnapshot>> {
         let mut finished = self.finished.borrow_mut();
         let i = finished
@@ -585,6 +585,7 @@ impl Driver {
             Ok(built) => Some(built),
             Err(e) => {
                 tracing::error!(core = self.core.index, error = %e, "snapshot build failed");
+                self.compacted_bytes = self.wal.log_bytes();
                 None
             }
         }

@@ -19,7 +19,9 @@
 //! - build: a single node; 500k keys are loaded below the compaction threshold, then 64 KiB
 //!   writes push the WAL over it, and the probe runs until `wal_compactions` has gone up.
 //! - install: three nodes; node 3 is paused (SIGSTOP) while the keys are loaded and the
-//!   leaders compact, then resumed; it catches up by snapshot while the probe pings it.
+//!   leaders compact, then resumed; once it answers again, the probe pings it while it
+//!   catches up by snapshot. A control then pauses and resumes it again with only ~20 MB of
+//!   log to catch up (no snapshot): what resuming itself costs.
 
 mod common;
 
@@ -314,11 +316,34 @@ fn core_stall_during_snapshot_build_and_install() {
         let before = counter(&mut c1, "stats", "wal_compactions");
         push_until(port1, |c| counter(c, "stats", "wal_compactions") > before);
         let stop = Arc::new(AtomicBool::new(false));
+        // Optional: profile node 3 while it catches up (perf must be installed).
+        let perf = std::env::var("LEASEKV_STALL_PERF").ok().map(|out| {
+            Command::new("perf")
+                .args([
+                    "record",
+                    "-F",
+                    "4999",
+                    "-g",
+                    "-o",
+                    &out,
+                    "-p",
+                    &pid3.to_string(),
+                ])
+                .args(["--", "sleep", "6"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start perf")
+        });
         assert_eq!(unsafe { libc::kill(pid3, libc::SIGCONT) }, 0);
         let resumed_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let started = Instant::now();
+        // Waking up from SIGSTOP has a cost of its own (expired timers, buffered traffic):
+        // probe only once node 3 answers again. The snapshot comes later (the leader first
+        // has to hear from it).
+        let _ = connect(port3);
         let p = probe(port3, stop.clone());
         wait_until(Duration::from_secs(300), "node 3 caught up", || {
             (group_keys(&mut c3) >= n as u64).then_some(())
@@ -327,8 +352,33 @@ fn core_stall_during_snapshot_build_and_install() {
         thread::sleep(Duration::from_secs(1));
         stop.store(true, Ordering::Relaxed);
         summary(&format!("INSTALL of {n} keys"), p.join().expect("probe"));
+        if let Some(mut perf) = perf {
+            // Bounded: perf stops after its `sleep 6`.
+            let _ = perf.wait();
+        }
         dump_log("node 3", &dir.path().join("node-3.log"));
         eprintln!("  (SIGCONT at {})", time_of_day(resumed_at));
         baseline(port3, Duration::from_secs(3));
+
+        // Control: the same pause and resume, caught up by log alone (no compaction).
+        let before = counter(&mut c1, "stats", "wal_compactions");
+        assert_eq!(unsafe { libc::kill(pid3, libc::SIGSTOP) }, 0);
+        let mut pushed = 0;
+        push_until(port1, |_| {
+            pushed += 1;
+            pushed > (LOG_BYTES as usize / 2) / PUSH_VALUE
+        });
+        assert_eq!(
+            counter(&mut c1, "stats", "wal_compactions"),
+            before,
+            "the control must not compact"
+        );
+        assert_eq!(unsafe { libc::kill(pid3, libc::SIGCONT) }, 0);
+        let _ = connect(port3);
+        let stop = Arc::new(AtomicBool::new(false));
+        let p = probe(port3, stop.clone());
+        thread::sleep(Duration::from_secs(3));
+        stop.store(true, Ordering::Relaxed);
+        summary("RESUME control (catch-up by log)", p.join().expect("probe"));
     }
 }
