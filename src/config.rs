@@ -481,7 +481,11 @@ pub(crate) fn resolve_text(
 
 /// Applies overrides and defaults to the parsed file, then validates against `allowed`.
 fn build(file: FileConfig, o: &Overrides, allowed: &[usize]) -> Result<Config, ErrorKind> {
-    let cores = o.cores.clone().or(file.cores).unwrap_or_else(|| allowed.to_vec());
+    let cores = o
+        .cores
+        .clone()
+        .or(file.cores)
+        .unwrap_or_else(|| allowed.to_vec());
     let groups = match file.groups {
         Some(g) => g,
         // Saturates to an invalid value rather than wrapping to a valid-looking one.

@@ -23,7 +23,12 @@ fn seeds(target: &str) -> Vec<PathBuf> {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    assert!(files.len() >= 20, "only {} seeds in {}", files.len(), dir.display());
+    assert!(
+        files.len() >= 20,
+        "only {} seeds in {}",
+        files.len(),
+        dir.display()
+    );
     files
 }
 

@@ -75,14 +75,22 @@ impl Spec {
             ("", "debug_commands", self.debug_commands.to_string()),
             ("", "join", self.join.to_string()),
         ];
-        e.push(("", "redirect", toml_str(match self.redirect {
-            Redirect::Proxy => "proxy",
-            Redirect::Moved => "moved",
-        })));
-        e.push(("", "read_mode", toml_str(match self.read_mode {
-            ReadMode::Lease => "lease",
-            ReadMode::ReadIndex => "readindex",
-        })));
+        e.push((
+            "",
+            "redirect",
+            toml_str(match self.redirect {
+                Redirect::Proxy => "proxy",
+                Redirect::Moved => "moved",
+            }),
+        ));
+        e.push((
+            "",
+            "read_mode",
+            toml_str(match self.read_mode {
+                ReadMode::Lease => "lease",
+                ReadMode::ReadIndex => "readindex",
+            }),
+        ));
         if let Some(l) = &self.listen {
             e.push(("", "listen", toml_str(l)));
         }
@@ -100,7 +108,11 @@ impl Spec {
             ("raft", "tick_ms", r.tick_ms.to_string()),
             ("raft", "election_ticks", r.election_ticks.to_string()),
             ("raft", "heartbeat_ticks", r.heartbeat_ticks.to_string()),
-            ("raft", "snapshot_log_bytes", r.snapshot_log_bytes.to_string()),
+            (
+                "raft",
+                "snapshot_log_bytes",
+                r.snapshot_log_bytes.to_string(),
+            ),
             ("raft", "balance_leaders", r.balance_leaders.to_string()),
             ("raft", "clock_drift_ms", r.clock_drift_ms.to_string()),
         ]);
@@ -113,19 +125,39 @@ impl Spec {
             ("limits", "max_bulk_bytes", l.max_bulk_bytes.to_string()),
             ("limits", "max_args", l.max_args.to_string()),
             ("limits", "max_pipeline", l.max_pipeline.to_string()),
-            ("limits", "request_timeout_ms", l.request_timeout_ms.to_string()),
-            ("limits", "idle_frame_timeout_ms", l.idle_frame_timeout_ms.to_string()),
+            (
+                "limits",
+                "request_timeout_ms",
+                l.request_timeout_ms.to_string(),
+            ),
+            (
+                "limits",
+                "idle_frame_timeout_ms",
+                l.idle_frame_timeout_ms.to_string(),
+            ),
             ("limits", "write_timeout_ms", l.write_timeout_ms.to_string()),
         ]);
         let t = &self.transport;
         e.extend([
-            ("transport", "max_queue_bytes", t.max_queue_bytes.to_string()),
-            ("transport", "connect_timeout_ms", t.connect_timeout_ms.to_string()),
+            (
+                "transport",
+                "max_queue_bytes",
+                t.max_queue_bytes.to_string(),
+            ),
+            (
+                "transport",
+                "connect_timeout_ms",
+                t.connect_timeout_ms.to_string(),
+            ),
             ("transport", "backoff_min_ms", t.backoff_min_ms.to_string()),
             ("transport", "backoff_max_ms", t.backoff_max_ms.to_string()),
         ]);
         if self.max_frame_written {
-            e.push(("transport", "max_frame_bytes", t.max_frame_bytes.to_string()));
+            e.push((
+                "transport",
+                "max_frame_bytes",
+                t.max_frame_bytes.to_string(),
+            ));
         }
         e
     }
@@ -217,29 +249,31 @@ fn limits_and_transport() -> impl Strategy<Value = (LimitsConfig, TransportSetti
         ),
         (65536..=MAX_INT, 1u64..=60_000, 1u64..=600_000),
     )
-        .prop_flat_map(|((clients, bulk, args, pipe, req, idle, write), (queue, conn, bmin))| {
-            let limits = LimitsConfig {
-                max_clients: clients as usize,
-                max_bulk_bytes: bulk,
-                max_args: args as usize,
-                max_pipeline: pipe as usize,
-                request_timeout_ms: req,
-                idle_frame_timeout_ms: idle,
-                write_timeout_ms: write,
-            };
-            let frame = prop::option::of((bulk + MIB + 1)..=u32::MAX as usize);
-            (Just(limits), bmin..=600_000, frame).prop_map(move |(limits, bmax, frame)| {
-                let d = TransportSettings::defaults_for(limits.max_bulk_bytes);
-                let t = TransportSettings {
-                    max_queue_bytes: queue as usize,
-                    connect_timeout_ms: conn,
-                    backoff_min_ms: bmin,
-                    backoff_max_ms: bmax,
-                    max_frame_bytes: frame.unwrap_or(d.max_frame_bytes),
+        .prop_flat_map(
+            |((clients, bulk, args, pipe, req, idle, write), (queue, conn, bmin))| {
+                let limits = LimitsConfig {
+                    max_clients: clients as usize,
+                    max_bulk_bytes: bulk,
+                    max_args: args as usize,
+                    max_pipeline: pipe as usize,
+                    request_timeout_ms: req,
+                    idle_frame_timeout_ms: idle,
+                    write_timeout_ms: write,
                 };
-                (limits, t, frame.is_some())
-            })
-        })
+                let frame = prop::option::of((bulk + MIB + 1)..=u32::MAX as usize);
+                (Just(limits), bmin..=600_000, frame).prop_map(move |(limits, bmax, frame)| {
+                    let d = TransportSettings::defaults_for(limits.max_bulk_bytes);
+                    let t = TransportSettings {
+                        max_queue_bytes: queue as usize,
+                        connect_timeout_ms: conn,
+                        backoff_min_ms: bmin,
+                        backoff_max_ms: bmax,
+                        max_frame_bytes: frame.unwrap_or(d.max_frame_bytes),
+                    };
+                    (limits, t, frame.is_some())
+                })
+            },
+        )
 }
 
 /// `(node_id, listen, nodes, join)`: single-node or a cluster of up to 5 nodes with
@@ -286,7 +320,10 @@ fn spec() -> impl Strategy<Value = Spec> {
         .prop_flat_map(|cores| {
             let n = cores.len();
             let shape = prop::option::of((1u32..=64).prop_flat_map(move |g| {
-                (Just(g), prop::option::of(prop::collection::vec(0..n, g as usize)))
+                (
+                    Just(g),
+                    prop::option::of(prop::collection::vec(0..n, g as usize)),
+                )
             }));
             (Just(cores), shape)
         });
@@ -363,9 +400,19 @@ fn mutations(s: &Spec, r: u64) -> Vec<Mutation> {
         m("data_dir", "", "data_dir", "\"\"".into()),
         m("cores", "", "cores", "[]".into()),
         m("cores", "", "cores", toml_list(&[s.cores[0], s.cores[0]])),
-        m("cores", "", "cores", toml_list(&[pick(4, 100_000) as usize])),
+        m(
+            "cores",
+            "",
+            "cores",
+            toml_list(&[pick(4, 100_000) as usize]),
+        ),
         m("groups", "", "groups", "0".into()),
-        m("groups", "", "groups", pick(16_385, u64::from(u32::MAX)).to_string()),
+        m(
+            "groups",
+            "",
+            "groups",
+            pick(16_385, u64::from(u32::MAX)).to_string(),
+        ),
         Mutation {
             key: "placement",
             edits: vec![
@@ -387,31 +434,66 @@ fn mutations(s: &Spec, r: u64) -> Vec<Mutation> {
             extra_node: None,
         },
         m("raft.tick_ms", "raft", "tick_ms", "0".into()),
-        m("raft.tick_ms", "raft", "tick_ms", pick(1001, MAX_INT).to_string()),
-        m("raft.heartbeat_ticks", "raft", "heartbeat_ticks", "0".into()),
+        m(
+            "raft.tick_ms",
+            "raft",
+            "tick_ms",
+            pick(1001, MAX_INT).to_string(),
+        ),
+        m(
+            "raft.heartbeat_ticks",
+            "raft",
+            "heartbeat_ticks",
+            "0".into(),
+        ),
         m(
             "raft.election_ticks",
             "raft",
             "election_ticks",
             (r % (s.raft.heartbeat_ticks as u64 + 1)).to_string(),
         ),
-        m("raft.snapshot_log_bytes", "raft", "snapshot_log_bytes", pick(0, 65_535).to_string()),
-        m("limits.max_bulk_bytes", "limits", "max_bulk_bytes", pick(0, 1023).to_string()),
+        m(
+            "raft.snapshot_log_bytes",
+            "raft",
+            "snapshot_log_bytes",
+            pick(0, 65_535).to_string(),
+        ),
+        m(
+            "limits.max_bulk_bytes",
+            "limits",
+            "max_bulk_bytes",
+            pick(0, 1023).to_string(),
+        ),
         m(
             "limits.max_bulk_bytes",
             "limits",
             "max_bulk_bytes",
             pick((1 << 30) + 1, MAX_INT).to_string(),
         ),
-        m("transport.max_queue_bytes", "transport", "max_queue_bytes", pick(0, 65_535).to_string()),
-        m("transport.connect_timeout_ms", "transport", "connect_timeout_ms", "0".into()),
+        m(
+            "transport.max_queue_bytes",
+            "transport",
+            "max_queue_bytes",
+            pick(0, 65_535).to_string(),
+        ),
+        m(
+            "transport.connect_timeout_ms",
+            "transport",
+            "connect_timeout_ms",
+            "0".into(),
+        ),
         m(
             "transport.connect_timeout_ms",
             "transport",
             "connect_timeout_ms",
             pick(60_001, MAX_INT).to_string(),
         ),
-        m("transport.backoff_min_ms", "transport", "backoff_min_ms", "0".into()),
+        m(
+            "transport.backoff_min_ms",
+            "transport",
+            "backoff_min_ms",
+            "0".into(),
+        ),
         m(
             "transport.backoff_max_ms",
             "transport",
@@ -431,7 +513,12 @@ fn mutations(s: &Spec, r: u64) -> Vec<Mutation> {
             pick(u64::from(u32::MAX) + 1, MAX_INT).to_string(),
         ),
         m("replication", "", "replication", "0".into()),
-        m("replication", "", "replication", pick(8, u64::from(u32::MAX)).to_string()),
+        m(
+            "replication",
+            "",
+            "replication",
+            pick(8, u64::from(u32::MAX)).to_string(),
+        ),
         m("cluster_id", "", "cluster_id", "\"\"".into()),
         // A TOML escape: raw control characters are a syntax error, not a value.
         m("cluster_id", "", "cluster_id", "\"a\\u0001b\"".into()),
@@ -459,10 +546,20 @@ fn mutations(s: &Spec, r: u64) -> Vec<Mutation> {
         let rc = &s.raft;
         let bound = (rc.election_ticks as u64 - 1) * rc.tick_ms - rc.clock_drift_ms;
         v.push(m("raft.lease_ms", "raft", "lease_ms", "0".into()));
-        v.push(m("raft.lease_ms", "raft", "lease_ms", pick(bound, MAX_INT).to_string()));
+        v.push(m(
+            "raft.lease_ms",
+            "raft",
+            "lease_ms",
+            pick(bound, MAX_INT).to_string(),
+        ));
         // A drift margin as long as the election timeout leaves no lease at all.
         let timeout = (rc.election_ticks as u64 - 1) * rc.tick_ms;
-        v.push(m("raft.lease_ms", "raft", "clock_drift_ms", pick(timeout, MAX_INT).to_string()));
+        v.push(m(
+            "raft.lease_ms",
+            "raft",
+            "clock_drift_ms",
+            pick(timeout, MAX_INT).to_string(),
+        ));
     }
     if s.nodes.is_empty() {
         v.push(m("join", "", "join", "true".into()));
@@ -517,7 +614,11 @@ fn huge_drift_and_lease_are_refused_not_overflowed() {
         assert_eq!(e.key(), Some("raft.lease_ms"), "{text}: {e}");
     }
     let e = load("[raft]\nlease_ms = 9223372036854775807\n").unwrap_err();
-    assert!(e.to_string().starts_with("config: raft.lease_ms (9223372036854775807) "), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("config: raft.lease_ms (9223372036854775807) "),
+        "{e}"
+    );
     // Without leases the values are not used for a bound and load as written.
     let c = load("read_mode = \"readindex\"\n[raft]\nclock_drift_ms = 9223372036854775807\n")
         .expect("readindex ignores the drift margin");

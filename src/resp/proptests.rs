@@ -150,10 +150,7 @@ fn reads<'a>(input: &'a [u8], cuts: &[Index]) -> Vec<&'a [u8]> {
 
 /// Feeds the reads like the connection does: parse every complete command after each read.
 /// Returns the commands, the error that stopped parsing (if any) and what is left buffered.
-fn feed(
-    parts: &[&[u8]],
-    l: &ParseLimits,
-) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>, BytesMut) {
+fn feed(parts: &[&[u8]], l: &ParseLimits) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>, BytesMut) {
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for part in parts {

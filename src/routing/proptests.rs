@@ -74,7 +74,12 @@ fn spec_vectors() {
     ];
     for (key, hashed) in rules {
         let want = spec_crc16(hashed) & 16383;
-        assert_eq!(spec_key_slot(key), want, "{:?}", String::from_utf8_lossy(key));
+        assert_eq!(
+            spec_key_slot(key),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(key)
+        );
         assert_eq!(key_slot(key), want, "{:?}", String::from_utf8_lossy(key));
     }
 }
