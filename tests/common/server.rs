@@ -293,7 +293,7 @@ impl Server {
                 return Err(format!("server exited during startup with {status}"));
             }
             if !ponged {
-                ponged = ping_once(self.port);
+                ponged = super::cluster::ping(self.port);
             }
             // `ready` is logged once every core accepts; PONG alone may come from the first core.
             if ponged && (self.is_redis() || logged_ready(&self.current_stderr())) {
@@ -492,26 +492,4 @@ fn logged_ready(log: &str) -> bool {
             !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
         })
     })
-}
-
-/// One connect + PING attempt with short timeouts.
-fn ping_once(port: u16) -> bool {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
-        return false;
-    }
-    let mut got = Vec::new();
-    let mut buf = [0u8; 64];
-    while got.len() < 7 {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    got.starts_with(b"+PONG\r\n")
 }
